@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of zfitlite against its peers (``nox -s bench``)."""

@@ -1,0 +1,42 @@
+"""Developer entry points: ``nox -s tests``, ``nox -s lint``, ``nox -s docs``, ``nox -s bench``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+@nox.parametrize("backend", ["all", "numpy"])
+def tests(session: nox.Session, backend: str) -> None:
+    """The test suite; ``backend=numpy`` runs it without JAX installed as well."""
+    if backend == "numpy":
+        session.install("-e", ".", "pytest", "hypothesis")
+    else:
+        session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check."""
+    session.install("ruff")
+    session.run("ruff", "check", "zfitlite", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "zfitlite", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx documentation with warnings as errors."""
+    session.install("-e", ".[docs,jax]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the peers, plus the slow tests."""
+    session.install("-e", ".[test,jax,iminuit]")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+    session.run("pytest", "-m", "slow")

@@ -1,0 +1,38 @@
+"""zfitlite: a general-purpose minimizer framework with zfit's ``minimize`` API.
+
+Public names only; no heavy backend (jax, tensorflow) is imported here.
+
+>>> import zfitlite
+>>> def nll(x):
+...     return 0.5 * ((x[0] - 3.0) / 2.0) ** 2
+>>> nll.errordef = 0.5
+>>> result = zfitlite.minimize.LevenbergMarquardt().minimize(nll, [0.0])
+>>> result.valid
+True
+"""
+
+from . import loss, minimize
+from .cache import GraphCachable
+from .exceptions import BackendNotAvailable, FailMinimizeNaN, MaximumIterationReached, ZfitliteError
+from .loss import LeastSquares, SimpleLoss
+from .params import Params
+from .result import FitResult
+from .status import Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendNotAvailable",
+    "FailMinimizeNaN",
+    "FitResult",
+    "GraphCachable",
+    "LeastSquares",
+    "MaximumIterationReached",
+    "Params",
+    "SimpleLoss",
+    "Status",
+    "ZfitliteError",
+    "__version__",
+    "loss",
+    "minimize",
+]

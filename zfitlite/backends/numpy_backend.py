@@ -1,0 +1,111 @@
+"""Plain numpy: user derivatives when given, accurate numerical differences otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from . import numdiff
+from .base import Array, Backend, CompiledLoss
+
+__all__ = ["NumpyBackend"]
+
+
+def _as_float(v: object) -> float:
+    return float(np.asarray(v, dtype=np.float64).reshape(()))
+
+
+class NumpyBackend(Backend):
+    """Evaluates the user's function eagerly; nothing is compiled, nothing to cache."""
+
+    name = "numpy"
+    compiles = False
+
+    def traceable(self, func: Callable, n: int) -> bool:
+        return True
+
+    def scalar(
+        self,
+        func: Callable,
+        n: int,
+        *,
+        gradient: Callable | None = None,
+        hessian: Callable | None = None,
+        typical: Array | None = None,
+    ) -> CompiledLoss:
+        def value(x: Array) -> float:
+            return func(x)
+
+        if gradient is not None:
+
+            def value_and_gradient(x: Array) -> tuple[float, Array]:
+                return func(x), np.asarray(gradient(x), dtype=np.float64)
+        else:
+
+            def value_and_gradient(x: Array) -> tuple[float, Array]:
+                return func(x), numdiff.gradient(lambda y: _as_float(func(y)), x, typical)
+
+        if hessian is not None:
+
+            def hess(x: Array) -> Array:
+                return np.asarray(hessian(x), dtype=np.float64)
+        elif gradient is not None:
+
+            def hess(x: Array) -> Array:
+                return numdiff.hessian_from_gradient(
+                    lambda y: np.asarray(gradient(y), dtype=np.float64), x, typical
+                )
+        else:
+
+            def hess(x: Array) -> Array:
+                return numdiff.hessian(lambda y: _as_float(func(y)), x, typical)
+
+        return CompiledLoss(
+            "numpy",
+            value,
+            value_and_gradient,
+            hess,
+            exact_derivatives=gradient is not None and hessian is not None,
+        )
+
+    def least_squares(
+        self,
+        residuals: Callable,
+        n: int,
+        *,
+        jacobian: Callable | None = None,
+        typical: Array | None = None,
+    ) -> CompiledLoss:
+        def res(x: Array) -> Array:
+            return np.asarray(residuals(x), dtype=np.float64)
+
+        if jacobian is not None:
+
+            def jac(x: Array) -> Array:
+                return np.asarray(jacobian(x), dtype=np.float64)
+        else:
+
+            def jac(x: Array) -> Array:
+                return numdiff.jacobian(res, x, typical)
+
+        def value(x: Array) -> float:
+            r = res(x)
+            return float(r @ r)
+
+        def value_and_gradient(x: Array) -> tuple[float, Array]:
+            r = res(x)
+            return float(r @ r), 2.0 * jac(x).T @ r
+
+        def hess(x: Array) -> Array:
+            return numdiff.hessian(value, x, typical)
+
+        return CompiledLoss(
+            "numpy",
+            value,
+            value_and_gradient,
+            hess,
+            residuals=res,
+            jacobian=jac,
+            exact_derivatives=False,
+        )

@@ -1,0 +1,119 @@
+"""Convergence criteria. The default, :class:`EDM`, is the expected distance to the minimum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+__all__ = ["EDM", "ConvergenceCriterion", "edm"]
+
+
+def _cholesky(H: np.ndarray) -> Any:
+    try:
+        c = scipy.linalg.cho_factor(H)
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    return c if np.all(np.isfinite(c[0])) else None
+
+
+def make_posdef(hessian: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Return ``(H_pd, was_posdef)``: ``H`` itself when positive definite, else ``H`` with
+    its eigenvalues replaced by their absolute values (floored at 1e-10 of the largest)."""
+    H = 0.5 * (hessian + hessian.T)
+    if _cholesky(H) is not None:
+        return H, True
+    w, v = np.linalg.eigh(H)
+    absw = np.abs(w)
+    floor = max(absw.max(initial=0.0) * 1e-10, np.finfo(float).tiny)
+    return (v * np.maximum(absw, floor)) @ v.T, False
+
+
+def edm(
+    gradient: np.ndarray, hessian: np.ndarray | None = None, inv_hessian: np.ndarray | None = None
+) -> float:
+    """Expected distance to the minimum, ``EDM = g^T H^-1 g / 2``.
+
+    Parameters
+    ----------
+    gradient : numpy.ndarray
+    hessian : numpy.ndarray, optional
+        Used when ``inv_hessian`` is not given; a Hessian that is not positive definite
+        is replaced by its absolute-eigenvalue version, so the EDM stays a positive
+        distance estimate instead of a meaningless negative number.
+    inv_hessian : numpy.ndarray, optional
+
+    Returns
+    -------
+    float
+        ``inf`` when the gradient is not finite.
+    """
+    g = np.asarray(gradient, dtype=np.float64)
+    if not np.all(np.isfinite(g)):
+        return float("inf")
+    if inv_hessian is not None:
+        return float(0.5 * g @ np.asarray(inv_hessian) @ g)
+    if hessian is None:
+        raise ValueError("edm needs a hessian or an inverse hessian")
+    H = np.asarray(hessian, dtype=np.float64)
+    if not np.all(np.isfinite(H)):
+        return float("inf")
+    H = 0.5 * (H + H.T)
+    c = _cholesky(H)
+    if c is None:
+        c = _cholesky(make_posdef(H)[0])
+        if c is None:
+            return float("inf")
+    return float(0.5 * g @ scipy.linalg.cho_solve(c, g))
+
+
+class ConvergenceCriterion:
+    """A measure of distance to the minimum; converged when below ``tol * errordef``.
+
+    Parameters
+    ----------
+    tol : float
+    loss : optional
+        The loss, for its ``errordef``.
+    params : optional
+        The parameters (kept for subclasses that need them).
+    name : str, optional
+    """
+
+    def __init__(
+        self, tol: float, loss: Any = None, params: Any = None, name: str | None = None
+    ) -> None:
+        self.tol = float(tol)
+        self.loss = loss
+        self.params = params
+        self.name = name or type(self).__name__
+
+    @property
+    def goal(self) -> float:
+        """The threshold ``tol * errordef``."""
+        errordef = 1.0 if self.loss is None else self.loss.errordef
+        return self.tol * errordef
+
+    def calculate(self, result: Any) -> float:
+        """The criterion's value for a result (or any object with ``approx``)."""
+        raise NotImplementedError
+
+    def converged(self, result: Any) -> bool:
+        """True when :meth:`calculate` is below :attr:`goal`."""
+        return self.calculate(result) < self.goal
+
+    def __repr__(self) -> str:
+        return f"{self.name}(tol={self.tol})"
+
+
+class EDM(ConvergenceCriterion):
+    """Estimated distance to the minimum, ``g^T H^-1 g / 2`` (zfit's and Minuit's measure)."""
+
+    def calculate(self, result: Any) -> float:
+        approx = result.approx
+        if approx.gradient is None:
+            raise ValueError("the result holds no gradient; the EDM cannot be computed")
+        return edm(
+            approx.gradient, approx.hessian, approx.inv_hessian if approx.hessian is None else None
+        )

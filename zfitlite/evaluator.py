@@ -1,0 +1,270 @@
+"""The evaluator: the only door from a solver to the loss.
+
+It returns numpy data, checks shapes and types, counts calls, enforces ``maxiter``,
+remembers the best finite point (for results after maxiter or an interruption), hands
+non-finite outputs to the strategy and prints evaluations at verbosity 10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .backends import CompiledLoss
+from .exceptions import MaximumIterationReached, ZfitliteError
+from .params import Params
+from .strategy import NonFiniteRecord, ZfitStrategy
+
+__all__ = ["LossEvaluationError", "LossEvaluator"]
+
+
+class LossEvaluationError(ZfitliteError, RuntimeError):
+    """The loss raised an exception or returned something of the wrong kind."""
+
+
+def _fmt(x: np.ndarray) -> str:
+    return np.array2string(np.asarray(x), precision=8, max_line_width=200)
+
+
+class LossEvaluator:
+    """Wraps a compiled loss for one fit.
+
+    Parameters
+    ----------
+    loss : BaseLoss
+    params : Params
+    strategy : ZfitStrategy
+    maxiter : int
+        Budget of calls (each call of value, gradient, Hessian, residuals or Jacobian
+        counts one); the call after the budget raises :class:`MaximumIterationReached`.
+    verbosity : int, default 0
+        At 10 every evaluation is printed.
+    compiled : CompiledLoss, optional
+        Built from the loss when not given.
+
+    Attributes
+    ----------
+    nfev, ngrad, nhess, nres, njac : int
+        Calls of each kind so far.
+    best_x, best_value
+        The lowest finite value seen and where.
+    """
+
+    def __init__(
+        self,
+        loss: Any,
+        params: Params,
+        strategy: ZfitStrategy,
+        maxiter: int,
+        verbosity: int = 0,
+        compiled: CompiledLoss | None = None,
+    ) -> None:
+        self.loss = loss
+        self.params = params
+        self.n = len(params)
+        self.errordef = loss.errordef
+        self.strategy = strategy
+        self.maxiter = int(maxiter)
+        self.verbosity = verbosity
+        self.compiled = (
+            compiled if compiled is not None else loss.compiled(self.n, params.typical_scale())
+        )
+        self.nfev = self.ngrad = self.nhess = self.nres = self.njac = 0
+        self.best_x: np.ndarray = params.values.copy()
+        self.best_value = float("inf")
+        self.record = NonFiniteRecord(errordef=self.errordef)
+        self._budget_on = True
+
+    # -- bookkeeping -------------------------------------------------------------------
+    @property
+    def ncalls(self) -> int:
+        """Total calls of every kind."""
+        return self.nfev + self.ngrad + self.nhess + self.nres + self.njac
+
+    @property
+    def backend(self) -> str:
+        """Name of the backend that evaluates the loss."""
+        return self.compiled.backend
+
+    @property
+    def has_residuals(self) -> bool:
+        """True for least-squares losses."""
+        return self.compiled.residuals is not None
+
+    def counts(self) -> dict[str, int]:
+        """The call counters as a dict (stored in ``FitResult.info``)."""
+        return {
+            "nfev": self.nfev,
+            "ngrad": self.ngrad,
+            "nhess": self.nhess,
+            "nres": self.nres,
+            "njac": self.njac,
+        }
+
+    def unbudgeted(self) -> _Unbudgeted:
+        """Context manager: evaluations inside do not hit ``maxiter`` (final EDM, Hesse)."""
+        return _Unbudgeted(self)
+
+    def _spend(self) -> None:
+        if self._budget_on and self.ncalls >= self.maxiter:
+            raise MaximumIterationReached(f"maxiter={self.maxiter} evaluations reached")
+
+    def _x(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (self.n,):
+            raise ValueError(
+                f"the evaluator expects {self.n} parameter values, got shape {x.shape}"
+            )
+        return x
+
+    def _call(self, fn: Callable, x: np.ndarray, what: str) -> Any:
+        try:
+            # floating-point trouble surfaces as NaN/inf and goes to the strategy, not as warnings
+            with np.errstate(all="ignore"):
+                return fn(x.copy())
+        except (MaximumIterationReached, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise LossEvaluationError(
+                f"the loss raised {type(exc).__name__} while computing its {what} at x={_fmt(x)}: {exc}"
+            ) from exc
+
+    def _remember(self, x: np.ndarray, value: float) -> None:
+        self.record.last_x = x.copy()
+        self.record.last_value = value
+        if value < self.best_value:
+            self.best_value = value
+            self.best_x = x.copy()
+
+    # -- validation --------------------------------------------------------------------
+    def _scalar(self, v: Any, x: np.ndarray) -> float:
+        arr = np.asarray(v)
+        if arr.dtype.kind == "c":
+            raise LossEvaluationError(
+                f"the loss returned a complex value {v!r} at x={_fmt(x)}; it must be real"
+            )
+        if arr.size != 1:
+            raise LossEvaluationError(
+                f"the loss returned an array of shape {arr.shape} at x={_fmt(x)} where a scalar is due; "
+                "return a single number (for residuals use LeastSquares)"
+            )
+        if arr.dtype.kind not in "fiub":
+            raise LossEvaluationError(
+                f"the loss returned {v!r} of type {type(v).__name__}; it must be a real number"
+            )
+        return float(arr.reshape(()))
+
+    def _array(self, v: Any, shape: tuple[int | None, ...], what: str, x: np.ndarray) -> np.ndarray:
+        arr = np.asarray(v)
+        if arr.dtype.kind == "c":
+            raise LossEvaluationError(
+                f"the loss's {what} is complex at x={_fmt(x)}; it must be real"
+            )
+        arr = arr.astype(np.float64, copy=False)
+        ok = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, arr.shape))
+        if not ok:
+            want = tuple("m" if s is None else s for s in shape)
+            raise LossEvaluationError(
+                f"the loss's {what} has shape {arr.shape}, expected {want}, at x={_fmt(x)}"
+            )
+        return arr
+
+    def _finite(self, what: str, x: np.ndarray, value: Any) -> Any:
+        if np.all(np.isfinite(value)):
+            return value
+        return self.strategy.handle_nonfinite(what, x, value, self.record)
+
+    # -- the loss ----------------------------------------------------------------------
+    def value(self, x: Any) -> float:
+        """The loss at ``x``."""
+        x = self._x(x)
+        self._spend()
+        self.nfev += 1
+        v = self._scalar(self._call(self.compiled.value, x, "value"), x)
+        if self.verbosity >= 10:
+            print(f"  eval value   x={_fmt(x)} -> {v!r}")
+        if np.isfinite(v):
+            self._remember(x, v)
+            return v
+        return float(self._finite("value", x, v))
+
+    def value_gradient(self, x: Any) -> tuple[float, np.ndarray]:
+        """Value and gradient at ``x``."""
+        x = self._x(x)
+        self._spend()
+        self.nfev += 1
+        self.ngrad += 1
+        v, g = self._call(self.compiled.value_and_gradient, x, "value and gradient")
+        v = self._scalar(v, x)
+        g = self._array(g, (self.n,), "gradient", x)
+        if self.verbosity >= 10:
+            print(f"  eval value+gradient x={_fmt(x)} -> {v!r}, {_fmt(g)}")
+        if np.isfinite(v):
+            self._remember(x, v)
+        else:
+            v = float(self._finite("value", x, v))
+        return v, self._finite("gradient", x, g)
+
+    def gradient(self, x: Any) -> np.ndarray:
+        """Gradient at ``x``."""
+        return self.value_gradient(x)[1]
+
+    def hessian(self, x: Any) -> np.ndarray:
+        """Hessian at ``x`` (exact from the backend, or numerical)."""
+        x = self._x(x)
+        self._spend()
+        self.nhess += 1
+        H = self._array(
+            self._call(self.compiled.hessian, x, "hessian"), (self.n, self.n), "hessian", x
+        )
+        if self.verbosity >= 10:
+            print(f"  eval hessian x={_fmt(x)}")
+        return self._finite("hessian", x, H)
+
+    def value_gradient_hessian(self, x: Any) -> tuple[float, np.ndarray, np.ndarray]:
+        """Value, gradient and Hessian at ``x``."""
+        v, g = self.value_gradient(x)
+        return v, g, self.hessian(x)
+
+    def residuals(self, x: Any) -> np.ndarray:
+        """Residuals at ``x`` (least-squares losses only)."""
+        if self.compiled.residuals is None:
+            raise TypeError("residuals are only defined for LeastSquares losses")
+        x = self._x(x)
+        self._spend()
+        self.nres += 1
+        r = self._array(
+            self._call(self.compiled.residuals, x, "residuals"), (None,), "residuals", x
+        )
+        if self.verbosity >= 10:
+            print(f"  eval residuals x={_fmt(x)} -> sum of squares {float(r @ r)!r}")
+        if np.all(np.isfinite(r)):
+            self._remember(x, float(r @ r))
+        return r
+
+    def jacobian(self, x: Any) -> np.ndarray:
+        """Jacobian of the residuals at ``x``, shape ``(m, n)``."""
+        if self.compiled.jacobian is None:
+            raise TypeError("a residual Jacobian is only defined for LeastSquares losses")
+        x = self._x(x)
+        self._spend()
+        self.njac += 1
+        return self._array(
+            self._call(self.compiled.jacobian, x, "jacobian"), (None, self.n), "jacobian", x
+        )
+
+
+class _Unbudgeted:
+    def __init__(self, ev: LossEvaluator) -> None:
+        self.ev = ev
+        self.prev = True
+
+    def __enter__(self) -> LossEvaluator:
+        self.prev = self.ev._budget_on
+        self.ev._budget_on = False
+        return self.ev
+
+    def __exit__(self, *exc: object) -> None:
+        self.ev._budget_on = self.prev

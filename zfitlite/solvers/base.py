@@ -1,0 +1,422 @@
+"""BaseMinimizer: the common front of every minimizer.
+
+``minimize`` normalises the loss and parameters, handles chaining (a FitResult as the
+loss or as ``init``), builds the evaluator and the criterion, runs the solver's
+``_minimize`` and turns whatever happened (convergence, maxiter, non-finite loss,
+Ctrl-C) into a :class:`~zfitlite.result.FitResult`. It never returns None.
+
+A solver implements ``_minimize(evaluator, criterion, params, init, report) ->
+SolverOutput``. Everything that changes during a run lives in the solver's own local
+state and in the evaluator; the minimizer object holds configuration only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..cache import GraphCachable
+from ..criterion import EDM, ConvergenceCriterion, edm
+from ..evaluator import LossEvaluationError, LossEvaluator
+from ..exceptions import FailMinimizeNaN, MaximumIterationReached
+from ..loss import BaseLoss, as_loss
+from ..params import Params, make_params
+from ..result import Approximations, FitResult
+from ..status import Status
+from ..strategy import DefaultStrategy, ZfitStrategy
+
+__all__ = ["BaseMinimizer", "IterationState", "SolverOutput"]
+
+DEFAULT_TOL = 1e-3
+
+
+@dataclass
+class IterationState:
+    """What a callback receives once per iteration.
+
+    Attributes
+    ----------
+    iteration : int
+    x : numpy.ndarray
+    fmin : float
+        The loss at ``x``.
+    edm : float
+        The EDM at ``x`` (NaN where the solver does not know it cheaply).
+    extras : dict
+        Solver-specific values, e.g. the Levenberg-Marquardt damping ``lambda``.
+    """
+
+    iteration: int
+    x: np.ndarray
+    fmin: float
+    edm: float
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SolverOutput:
+    """What a solver's ``_minimize`` returns to the driver.
+
+    ``edm``/``gradient``/``hessian`` may be left None: the driver then evaluates the
+    exact (or numerical) gradient and Hessian at ``x`` and computes the EDM itself.
+    """
+
+    x: np.ndarray
+    fmin: float
+    status: Status
+    niter: int
+    edm: float | None = None
+    gradient: np.ndarray | None = None
+    hessian: np.ndarray | None = None
+    inv_hessian: np.ndarray | None = None
+    message: str | None = None
+    original: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_tol(tol: Any) -> float:
+    if tol is None:
+        return DEFAULT_TOL
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating, np.integer)):
+        raise TypeError(f"tol must be a positive number, got {tol!r}")
+    tol = float(tol)
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(
+            f"tol must be a finite number > 0, got {tol}; the default is {DEFAULT_TOL}"
+        )
+    return tol
+
+
+def _check_maxiter(maxiter: Any) -> int | str:
+    if maxiter is None or maxiter == "auto":
+        return "auto"
+    if (
+        isinstance(maxiter, bool)
+        or not isinstance(maxiter, (int, np.integer, float))
+        or int(maxiter) != maxiter
+    ):
+        raise TypeError(f"maxiter must be a positive integer or 'auto', got {maxiter!r}")
+    if maxiter <= 0:
+        raise ValueError(f"maxiter must be a positive integer or 'auto', got {maxiter}")
+    return int(maxiter)
+
+
+def _check_verbosity(verbosity: Any) -> int:
+    if verbosity is None:
+        return 0
+    if (
+        isinstance(verbosity, bool)
+        or not isinstance(verbosity, (int, np.integer))
+        or not 0 <= verbosity <= 10
+    ):
+        raise ValueError(
+            f"verbosity must be an integer from 0 (quiet) to 10 (every evaluation), got {verbosity!r}"
+        )
+    return int(verbosity)
+
+
+class BaseMinimizer(GraphCachable):
+    """Base of every zfitlite minimizer.
+
+    Parameters
+    ----------
+    tol : float, optional
+        Converged means ``EDM < tol * errordef`` (default 1e-3).
+    verbosity : int, optional
+        0 quiet; 1-5 a line at start and end; 6-9 a line per iteration; 10 every evaluation.
+    criterion : ConvergenceCriterion subclass, optional
+        Default :class:`~zfitlite.criterion.EDM`.
+    strategy : ZfitStrategy, optional
+        What to do on NaN; default :class:`~zfitlite.strategy.DefaultStrategy`.
+    maxiter : int or "auto", optional
+        Budget of loss evaluations (value, gradient, Hessian, residuals, Jacobian each
+        count one). "auto" is ``5000 + 1000 * n_params``.
+    name : str, optional
+    options : dict, optional
+        Solver-specific options; unknown keys raise ``ValueError``.
+    callback : callable, optional
+        ``callback(state: IterationState)`` once per iteration.
+    """
+
+    _DEFAULT_NAME: ClassVar[str] = "BaseMinimizer"
+    _OPTIONS: ClassVar[dict[str, Any]] = {}
+    SUPPORTS_BOUNDS: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        tol: float | None = None,
+        verbosity: int | None = None,
+        criterion: type[ConvergenceCriterion] | None = None,
+        strategy: ZfitStrategy | None = None,
+        maxiter: int | str | None = None,
+        name: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        callback: Callable[[IterationState], Any] | None = None,
+    ) -> None:
+        GraphCachable.__init__(self)
+        self.tol = _check_tol(tol)
+        self.verbosity = _check_verbosity(verbosity)
+        if criterion is None:
+            criterion = EDM
+        if not (isinstance(criterion, type) and issubclass(criterion, ConvergenceCriterion)):
+            raise TypeError(
+                f"criterion must be a ConvergenceCriterion subclass such as EDM, got {criterion!r}"
+            )
+        self.criterion = criterion
+        if strategy is None:
+            strategy = DefaultStrategy()
+        elif isinstance(strategy, type) and issubclass(strategy, ZfitStrategy):
+            strategy = strategy()
+        if not isinstance(strategy, ZfitStrategy):
+            raise TypeError(
+                f"strategy must be a ZfitStrategy instance such as DefaultStrategy(), got {strategy!r}"
+            )
+        self.strategy = strategy
+        self.maxiter = _check_maxiter(maxiter)
+        self.name = name or self._DEFAULT_NAME
+        if options is not None and not isinstance(options, Mapping):
+            raise TypeError(f"options must be a dict, got {type(options).__name__}")
+        unknown = set(options or {}) - set(self._OPTIONS)
+        if unknown:
+            allowed = sorted(self._OPTIONS) or "none"
+            raise ValueError(
+                f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; allowed: {allowed}"
+            )
+        self.options: dict[str, Any] = {**self._OPTIONS, **(options or {})}
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        self.callback = callback
+
+    # -- public API ----------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """The minimizer's configuration as plain data (stored in results)."""
+        return {
+            "name": self.name,
+            "class": type(self).__name__,
+            "tol": self.tol,
+            "maxiter": self.maxiter,
+            "verbosity": self.verbosity,
+            "criterion": self.criterion.__name__,
+            "strategy": type(self.strategy).__name__,
+            "options": {
+                k: v
+                for k, v in self.options.items()
+                if isinstance(v, (int, float, str, bool, type(None)))
+            },
+            **self._extra_settings(),
+        }
+
+    def _extra_settings(self) -> dict[str, Any]:
+        return {}
+
+    def _maxiter_for(self, n: int) -> int:
+        return 5000 + 1000 * n if self.maxiter == "auto" else int(self.maxiter)
+
+    def create_evaluator(
+        self,
+        loss: Any = None,
+        params: Any = None,
+        numpy_converter: Any = None,
+        strategy: ZfitStrategy | None = None,
+    ) -> LossEvaluator:
+        """Wrap ``loss`` for ``params``: numpy output, counters, maxiter, NaN to the strategy.
+
+        ``numpy_converter`` is accepted for zfit compatibility; outputs are always numpy.
+        """
+        if loss is None:
+            raise ValueError("create_evaluator needs the loss")
+        loss = as_loss(loss)
+        p = make_params(params, loss)
+        return LossEvaluator(
+            loss, p, strategy or self.strategy, self._maxiter_for(len(p)), self.verbosity
+        )
+
+    def create_criterion(self, loss: Any = None, params: Any = None) -> ConvergenceCriterion:
+        """The convergence criterion for ``loss``: converged when below ``tol * errordef``."""
+        return self.criterion(
+            tol=self.tol, loss=None if loss is None else as_loss(loss), params=params
+        )
+
+    def minimize(self, loss: Any, params: Any = None, init: FitResult | None = None) -> FitResult:
+        """Minimize ``loss`` with respect to ``params``.
+
+        Parameters
+        ----------
+        loss : callable with errordef, BaseLoss or FitResult
+            A FitResult continues from it: its loss, parameters and values are taken.
+        params : optional
+            Any parameter form of :func:`~zfitlite.params.make_params`; values given here
+            win over those of ``init``.
+        init : FitResult, optional
+            A previous result: start values and, where this minimizer can use them, step
+            sizes and an inverse-Hessian estimate.
+
+        Returns
+        -------
+        FitResult
+            Always; failures give ``valid=False`` with a status and a message.
+        """
+        if isinstance(loss, FitResult):
+            if init is None:
+                init = loss
+            source = loss
+            if source.loss is None:
+                raise ValueError(
+                    "this FitResult holds no loss (loaded from a file?); pass the loss and init=result"
+                )
+            loss = source.loss
+            if params is None and getattr(loss, "params", None) is None:
+                params = source.params_spec
+        if init is not None and not isinstance(init, FitResult):
+            raise TypeError(f"init must be a FitResult, got {type(init).__name__}")
+        loss = as_loss(loss)
+        errordef = loss.errordef
+        p = make_params(params, loss, init)
+        if p.has_bounds and not self.SUPPORTS_BOUNDS:
+            raise ValueError(
+                f"{type(self).__name__} cannot honour parameter bounds (lower/upper); use one of "
+                f"{', '.join(supporting_bounds())}, or remove the bounds"
+            )
+        self.add_cache_deps(loss)
+        evaluator = LossEvaluator(loss, p, self.strategy, self._maxiter_for(len(p)), self.verbosity)
+        criterion = self.create_criterion(loss, p)
+        if self.verbosity >= 1:
+            print(
+                f"{self.name}: minimizing {len(p)} parameter(s) {list(p.names)} with the {evaluator.backend} "
+                f"backend, goal EDM < {criterion.goal:.3g}"
+            )
+        start = time.perf_counter()
+        try:
+            out = self._minimize(evaluator, criterion, p, init)
+        except MaximumIterationReached:
+            out = self._fallback(evaluator, Status.MAXITER)
+        except FailMinimizeNaN as exc:
+            if self.strategy.raise_on_failure:
+                raise
+            out = self._fallback(evaluator, Status.NONFINITE, str(exc))
+        except LossEvaluationError as exc:
+            if self.strategy.raise_on_failure:
+                raise
+            out = self._fallback(evaluator, Status.LOSS_RAISED, str(exc))
+        except KeyboardInterrupt:
+            out = self._fallback(evaluator, Status.INTERRUPTED)
+        elapsed = time.perf_counter() - start
+        result = self._make_result(out, evaluator, criterion, p, loss, errordef, elapsed)
+        if self.verbosity >= 1:
+            print(
+                f"{self.name}: {result.status.name}, valid={result.valid}, fmin={result.fmin:.10g}, "
+                f"edm={result.edm:.3g}, {evaluator.ncalls} evaluations, {elapsed:.3g} s"
+            )
+        return result
+
+    # -- solver side ---------------------------------------------------------------------
+    def _minimize(
+        self,
+        evaluator: LossEvaluator,
+        criterion: ConvergenceCriterion,
+        params: Params,
+        init: FitResult | None,
+    ) -> SolverOutput:
+        raise NotImplementedError
+
+    def _report(self, state: IterationState) -> None:
+        """Print (verbosity >= 6) and call the callback for one iteration."""
+        if self.verbosity >= 6:
+            extras = " ".join(
+                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in state.extras.items()
+            )
+            print(
+                f"  iter {state.iteration:4d}  f={state.fmin:.12g}  edm={state.edm:.3g}  {extras}"
+            )
+        if self.callback is not None:
+            self.callback(state)
+
+    def _fallback(
+        self, evaluator: LossEvaluator, status: Status, message: str | None = None
+    ) -> SolverOutput:
+        """A solver output at the best point seen, for runs that stopped abnormally."""
+        x = evaluator.best_x.copy()
+        return SolverOutput(
+            x=x,
+            fmin=evaluator.best_value,
+            status=status,
+            niter=-1,
+            message=None if message is None else f"{status.message}: {message}",
+        )
+
+    def _make_result(
+        self,
+        out: SolverOutput,
+        evaluator: LossEvaluator,
+        criterion: ConvergenceCriterion,
+        params: Params,
+        loss: BaseLoss,
+        errordef: float,
+        elapsed: float,
+    ) -> FitResult:
+        status, message = out.status, out.message
+        g, H, ihess, e = out.gradient, out.hessian, out.inv_hessian, out.edm
+        fmin = out.fmin
+        if e is None or g is None:
+            try:
+                with evaluator.unbudgeted():
+                    fmin, g = evaluator.value_gradient(out.x)
+                    H = evaluator.hessian(out.x)
+                e = edm(g, H)
+            except (FailMinimizeNaN, LossEvaluationError, ValueError, np.linalg.LinAlgError) as exc:
+                e = float("nan")
+                message = message or f"the EDM could not be computed at the end point: {exc}"
+        if not np.isfinite(fmin):
+            status = Status.NONFINITE
+            message = None
+        elif status is Status.CONVERGED and not (np.isfinite(e) and e < criterion.goal):
+            status = Status.NOT_CONVERGED
+            message = None
+        info = {
+            **evaluator.counts(),
+            "niter": out.niter,
+            "time": elapsed,
+            "backend": evaluator.backend,
+            "original": out.original,
+            **out.extras,
+        }
+        return FitResult(
+            params=params.with_values(out.x),
+            fmin=fmin,
+            edm=e if e is not None else float("nan"),
+            status=status,
+            tol=self.tol,
+            errordef=errordef,
+            loss=loss,
+            minimizer=self,
+            criterion=criterion,
+            approx=Approximations(g, H, ihess),
+            info=info,
+            message=message,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(tol={self.tol}, name={self.name!r})"
+
+
+def supporting_bounds() -> list[str]:
+    """Names of the minimizer classes that honour bounds."""
+    found: list[str] = []
+
+    def walk(cls: type) -> None:
+        for sub in cls.__subclasses__():
+            if (
+                sub.SUPPORTS_BOUNDS
+                and not sub.__name__.startswith("_")
+                and sub.__name__ not in found
+            ):
+                found.append(sub.__name__)
+            walk(sub)
+
+    walk(BaseMinimizer)
+    return sorted(found)

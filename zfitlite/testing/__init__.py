@@ -1,0 +1,1 @@
+"""Testing helpers for zfitlite (reference problems, not needed at run time)."""
