@@ -27,6 +27,14 @@ import scipy.linalg
 from ..criterion import edm
 from ..status import Status
 from .base import BaseMinimizer, IterationState, SolverOutput
+from .lm_least_squares import (
+    column_scale,
+    lsq_edm,
+    lsq_goal,
+    lsq_predicted_reduction,
+    lsq_step,
+    nielsen_update,
+)
 
 __all__ = ["LMState", "LevenbergMarquardt"]
 
@@ -131,7 +139,13 @@ class LevenbergMarquardt(BaseMinimizer):
     verbosity, options, maxiter, criterion, strategy, name, callback
         As for :class:`~zfitlite.solvers.base.BaseMinimizer`. Options: ``lam0`` (initial
         damping, 1e-3), ``lam_up`` (11), ``lam_down`` (9), ``max_reject`` (60
-        consecutive rejected steps before giving up).
+        consecutive rejected steps before giving up), ``use_residuals`` (True: on a
+        :class:`~zfitlite.loss.LeastSquares` loss, run damped Gauss-Newton on the residual
+        Jacobian; see :mod:`zfitlite.solvers.lm_least_squares` for the method and for how
+        ``tol`` maps onto its stopping rule), ``tau`` (initial Gauss-Newton damping relative
+        to the scaled Jacobian, 1.0), ``aim`` (the Gauss-Newton loop keeps stepping while it
+        makes progress until the EDM is ``aim`` times below its goal, 1e-2; a fit that
+        stalls between the two is still converged).
 
     Examples
     --------
@@ -149,6 +163,9 @@ class LevenbergMarquardt(BaseMinimizer):
         "lam0": 1e-3,
         "lam_up": 11.0,
         "lam_down": 9.0,
+        "use_residuals": True,
+        "tau": 1.0,
+        "aim": 1e-2,
         "max_reject": 60,
     }
     SUPPORTS_BOUNDS = True
@@ -214,6 +231,88 @@ class LevenbergMarquardt(BaseMinimizer):
         )
 
     def _minimize(self, evaluator: Any, criterion: Any, params: Any, init: Any) -> SolverOutput:
+        if evaluator.has_residuals and self.options["use_residuals"]:
+            with np.errstate(
+                over="ignore", invalid="ignore"
+            ):  # an overflowing trial is rejected, not warned
+                return self._minimize_least_squares(evaluator, params)
+        return self._minimize_hessian(evaluator, criterion, params)
+
+    def _minimize_least_squares(self, evaluator: Any, params: Any) -> SolverOutput:
+        """Damped Gauss-Newton on the residual Jacobian (the one loop for least squares)."""
+        lower, upper = params.lower, params.upper
+        max_reject = int(self.options["max_reject"])
+        x = params.values.copy()
+        r = evaluator.residuals(x)
+        f = float(r @ r)
+        if not np.isfinite(f):
+            self.strategy.handle_nonfinite("residuals", x, f, evaluator.record)
+        J = evaluator.jacobian(x)
+        m, n = J.shape
+        D = column_scale(J)
+        mu, nu = float(self.options["tau"]), 2.0
+        aim = float(self.options["aim"])
+        free = free_mask(x, J.T @ r, lower, upper)
+        e = lsq_edm(J, r, free)
+        niter = nreject = 0
+        reported = -1
+        errordef = evaluator.errordef
+        status = Status.NO_STEP
+        while True:
+            if niter != reported:
+                self._report(IterationState(niter, x.copy(), f, e, {"lambda": mu}))
+                reported = niter
+            goal = lsq_goal(self.tol, errordef, f, m, n)
+            if e < aim * goal:
+                status = Status.CONVERGED
+                break
+            h = lsq_step(J, r, D, mu, free)
+            x_new = np.clip(x + h, lower, upper)
+            h = x_new - x
+            if not np.any(np.abs(h) > 4 * np.finfo(float).eps * np.abs(x)):
+                break  # the step is below floating-point resolution: nothing more to gain
+            pred = lsq_predicted_reduction(J, r, h)
+            r_new = evaluator.residuals(x_new)
+            f_new = float(r_new @ r_new)
+            rho = (f - f_new) / pred if (pred > 0 and np.isfinite(f_new)) else -1.0
+            mu, nu = nielsen_update(mu, nu, rho)
+            if rho > 0:
+                x, r, f = x_new, r_new, f_new
+                J = evaluator.jacobian(x)
+                D = column_scale(J, D)
+                free = free_mask(x, J.T @ r, lower, upper)
+                e = lsq_edm(J, r, free)
+                niter += 1
+                nreject = 0
+            else:
+                nreject += 1
+                if nreject >= max_reject or mu > 1e30:
+                    break
+        if status is not Status.CONVERGED and (
+            e < lsq_goal(self.tol, errordef, f, m, n) or e < self.tol * errordef
+        ):
+            status = (
+                Status.CONVERGED
+            )  # no further progress possible, with the goal (or the zfit rule) met
+        H = 2.0 * J.T @ J
+        try:
+            inv = np.linalg.inv(H)
+        except np.linalg.LinAlgError:
+            inv = None
+        return SolverOutput(
+            x=x,
+            fmin=f,
+            status=status,
+            niter=niter,
+            edm=e,
+            gradient=2.0 * J.T @ r,
+            hessian=H,
+            inv_hessian=inv,
+            extras={"lambda": mu, "method": "gauss-newton"},
+        )
+
+    def _minimize_hessian(self, evaluator: Any, criterion: Any, params: Any) -> SolverOutput:
+        """zfit's mode 0: damped Newton on the loss's Hessian (the one loop for scalar losses)."""
         cfg = self._config()
         goal = criterion.goal
         lower, upper = params.lower, params.upper
