@@ -329,7 +329,10 @@ def test_from_data_scalar_sigma_and_default_sigma():
             {"sigma": np.where(np.arange(25) == 3, -0.1, 0.2)},
             r"sigma must be finite and > 0 for every observed y; sigma\[3\] = -0\.1",
         ),
-        ({"x": LINE_X[:-1]}, r"x and y must have the same length: x has shape \(24,\), y has shape \(25,\)"),
+        (
+            {"x": LINE_X[:-1]},
+            r"x and y must have the same length: x has shape \(24,\), y has shape \(25,\)",
+        ),
         ({"y": np.full(25, np.nan)}, r"every y is NaN \(missing\): there is nothing to fit"),
         ({"y": np.ones((25, 2))}, r"y must be one-dimensional, got shape \(25, 2\)"),
     ],

@@ -144,9 +144,9 @@ def test_explicit_params_win_over_init():
     np.testing.assert_array_equal(p.values, [7.0, -7.0])
     # and the same through minimize: the fit starts at params, not at init
     seen = []
-    second = LevenbergMarquardt(
-        tol=1e-8, callback=lambda s: seen.append(s.x.copy())
-    ).minimize(loss, {"u": 7.0, "v": -7.0}, init=first)
+    second = LevenbergMarquardt(tol=1e-8, callback=lambda s: seen.append(s.x.copy())).minimize(
+        loss, {"u": 7.0, "v": -7.0}, init=first
+    )
     np.testing.assert_array_equal(seen[0], [7.0, -7.0])
     assert second.valid
 
@@ -177,8 +177,12 @@ def test_init_stepsize_only_for_matching_names():
 # -- rejected forms: one case each ---------------------------------------------------------
 
 BAD_FORMS = [
-    pytest.param({"a": float("nan")}, ValueError, r"parameter 'a' has a non-finite start", id="nan-start"),
-    pytest.param({"b": float("inf")}, ValueError, r"parameter 'b' has a non-finite start", id="inf-start"),
+    pytest.param(
+        {"a": float("nan")}, ValueError, r"parameter 'a' has a non-finite start", id="nan-start"
+    ),
+    pytest.param(
+        {"b": float("inf")}, ValueError, r"parameter 'b' has a non-finite start", id="inf-start"
+    ),
     pytest.param(
         {"value": [1.0, -np.inf], "name": ["a", "b"]},
         ValueError,
@@ -247,10 +251,30 @@ BAD_FORMS = [
         r"params\['lower'\] has 3 entries but params\['value'\] has 2 values",
         id="lower-length-mismatch",
     ),
-    pytest.param({"k": "1.0"}, TypeError, r"parameter 'k': the value must be a real number, got '1\.0'", id="string-value"),
-    pytest.param(["1.0", "2.0"], TypeError, r"params \(start values\) must be numbers", id="string-in-sequence"),
-    pytest.param({"z": 1 + 2j}, TypeError, r"parameter 'z': the value must be a real number", id="complex-value"),
-    pytest.param([1.0 + 1j, 2.0], TypeError, r"params \(start values\) must be real numbers, got complex", id="complex-in-sequence"),
+    pytest.param(
+        {"k": "1.0"},
+        TypeError,
+        r"parameter 'k': the value must be a real number, got '1\.0'",
+        id="string-value",
+    ),
+    pytest.param(
+        ["1.0", "2.0"],
+        TypeError,
+        r"params \(start values\) must be numbers",
+        id="string-in-sequence",
+    ),
+    pytest.param(
+        {"z": 1 + 2j},
+        TypeError,
+        r"parameter 'z': the value must be a real number",
+        id="complex-value",
+    ),
+    pytest.param(
+        [1.0 + 1j, 2.0],
+        TypeError,
+        r"params \(start values\) must be real numbers, got complex",
+        id="complex-in-sequence",
+    ),
     pytest.param(
         np.ones((2, 2)),
         ValueError,
@@ -275,7 +299,12 @@ BAD_FORMS = [
         r"parameter names \(the dict's keys\) must be strings, got 1",
         id="non-string-name-dict-key",
     ),
-    pytest.param({"flag": True}, TypeError, r"parameter 'flag': the value must be a real number, got True", id="bool-value"),
+    pytest.param(
+        {"flag": True},
+        TypeError,
+        r"parameter 'flag': the value must be a real number, got True",
+        id="bool-value",
+    ),
     pytest.param(
         {"w": {"value": 1.0, "stepsize": -0.1}},
         ValueError,
@@ -290,8 +319,12 @@ BAD_FORMS = [
     ),
     pytest.param(3.5, TypeError, r"got the single number 3\.5; write \[3\.5\]", id="single-number"),
     pytest.param("1.0", TypeError, r"got the string '1\.0'", id="string-params"),
-    pytest.param([{"value": 1.0}], TypeError, r"list of dicts is not a supported form", id="list-of-dicts"),
-    pytest.param(object(), TypeError, r"params of type object is not understood", id="unknown-type"),
+    pytest.param(
+        [{"value": 1.0}], TypeError, r"list of dicts is not a supported form", id="list-of-dicts"
+    ),
+    pytest.param(
+        object(), TypeError, r"params of type object is not understood", id="unknown-type"
+    ),
 ]
 
 

@@ -184,7 +184,9 @@ def test_json_round_trip():
     assert back.hesse() == hesse
     np.testing.assert_array_equal(back.approx.hessian, r.approx.hessian)
     assert back.info["nfev"] == r.info["nfev"]
-    assert json.dumps(back.to_dict(), sort_keys=True) == json.dumps(json.loads(text), sort_keys=True)
+    assert json.dumps(back.to_dict(), sort_keys=True) == json.dumps(
+        json.loads(text), sort_keys=True
+    )
 
 
 def test_from_dict_of_to_dict_equal():
@@ -225,13 +227,40 @@ _DELETE = object()
 MALFORMED = [
     pytest.param(("fmin",), _DELETE, r"missing key\(s\) \['fmin'\]", id="missing-fmin"),
     pytest.param(("status",), _DELETE, r"missing key\(s\) \['status'\]", id="missing-status"),
-    pytest.param(("format",), "pickle", r"'format' is 'pickle', expected 'zfitlite.FitResult'", id="wrong-format"),
+    pytest.param(
+        ("format",),
+        "pickle",
+        r"'format' is 'pickle', expected 'zfitlite.FitResult'",
+        id="wrong-format",
+    ),
     pytest.param(("version",), 2, r"unsupported version 2", id="wrong-version"),
-    pytest.param(("params",), [1.0, 2.0], r"'params' must be a dict with at least 'name' and 'value'", id="params-list"),
-    pytest.param(("params", "name"), ["mu", 3], r"'params.name' must be a list of strings", id="name-not-str"),
-    pytest.param(("params", "value"), [0.0], r"params.value has shape \(1,\), expected \(2,\)", id="value-wrong-length"),
-    pytest.param(("params", "value"), ["1.0", 2.0], r"params.value must contain only numbers, found str", id="value-string"),
-    pytest.param(("params", "value"), [float("nan"), 2.0], r"invalid parameters: parameter 'mu' has a non-finite start", id="value-nan"),
+    pytest.param(
+        ("params",),
+        [1.0, 2.0],
+        r"'params' must be a dict with at least 'name' and 'value'",
+        id="params-list",
+    ),
+    pytest.param(
+        ("params", "name"), ["mu", 3], r"'params.name' must be a list of strings", id="name-not-str"
+    ),
+    pytest.param(
+        ("params", "value"),
+        [0.0],
+        r"params.value has shape \(1,\), expected \(2,\)",
+        id="value-wrong-length",
+    ),
+    pytest.param(
+        ("params", "value"),
+        ["1.0", 2.0],
+        r"params.value must contain only numbers, found str",
+        id="value-string",
+    ),
+    pytest.param(
+        ("params", "value"),
+        [float("nan"), 2.0],
+        r"invalid parameters: parameter 'mu' has a non-finite start",
+        id="value-nan",
+    ),
     pytest.param(("fmin",), "0.0", r"'fmin' must be a number, got str", id="fmin-string"),
     pytest.param(("edm",), True, r"'edm' must be a number, got bool", id="edm-bool"),
     pytest.param(("tol",), None, r"'tol' must be a number, got NoneType", id="tol-none"),
@@ -241,18 +270,52 @@ MALFORMED = [
         r"'fmin' must be a number, got dict",
         id="fmin-object",
     ),
-    pytest.param(("status",), 99, r"'status' must be one of \[0, 1, 2, 3, 4, 5, 6, 7\], got 99", id="status-out-of-range"),
+    pytest.param(
+        ("status",),
+        99,
+        r"'status' must be one of \[0, 1, 2, 3, 4, 5, 6, 7\], got 99",
+        id="status-out-of-range",
+    ),
     pytest.param(("status",), -1, r"'status' must be one of", id="status-negative"),
-    pytest.param(("status",), "CONVERGED", r"'status' must be one of .*got 'CONVERGED'", id="status-string"),
+    pytest.param(
+        ("status",), "CONVERGED", r"'status' must be one of .*got 'CONVERGED'", id="status-string"
+    ),
     pytest.param(("status",), 0.0, r"'status' must be one of .*got 0\.0", id="status-float"),
-    pytest.param(("covariance", "hesse_np"), [[1.0, 0.0, 0.0]], r"covariance.hesse_np has shape \(1, 3\), expected \(2, 2\)", id="cov-shape"),
-    pytest.param(("covariance", "hesse_np"), [[1.0, 0.0], [0.0]], r"covariance.hesse_np is not a rectangular array", id="cov-ragged"),
-    pytest.param(("covariance", "exec"), [[1.0, 0.0], [0.0, 1.0]], r"unknown covariance method 'exec'", id="cov-unknown-method"),
+    pytest.param(
+        ("covariance", "hesse_np"),
+        [[1.0, 0.0, 0.0]],
+        r"covariance.hesse_np has shape \(1, 3\), expected \(2, 2\)",
+        id="cov-shape",
+    ),
+    pytest.param(
+        ("covariance", "hesse_np"),
+        [[1.0, 0.0], [0.0]],
+        r"covariance.hesse_np is not a rectangular array",
+        id="cov-ragged",
+    ),
+    pytest.param(
+        ("covariance", "exec"),
+        [[1.0, 0.0], [0.0, 1.0]],
+        r"unknown covariance method 'exec'",
+        id="cov-unknown-method",
+    ),
     pytest.param(("covariance",), [[1.0]], r"'covariance' must be a dict", id="cov-not-dict"),
-    pytest.param(("approx", "hessian"), [1.0, 2.0], r"approx.hessian has shape \(2,\), expected \(2, 2\)", id="approx-shape"),
+    pytest.param(
+        ("approx", "hessian"),
+        [1.0, 2.0],
+        r"approx.hessian has shape \(2,\), expected \(2, 2\)",
+        id="approx-shape",
+    ),
     pytest.param(("message",), 5, r"'message' must be a string", id="message-int"),
-    pytest.param(("param_results", "mu"), 3.0, r"param_results.mu must be a dict", id="param-results-entry"),
-    pytest.param(("param_results", "zeta"), {}, r"'param_results' must be a dict keyed by the parameter names", id="param-results-extra-name"),
+    pytest.param(
+        ("param_results", "mu"), 3.0, r"param_results.mu must be a dict", id="param-results-entry"
+    ),
+    pytest.param(
+        ("param_results", "zeta"),
+        {},
+        r"'param_results' must be a dict keyed by the parameter names",
+        id="param-results-extra-name",
+    ),
 ]
 
 

@@ -86,9 +86,15 @@ class ZfitStrategy:
             )
         penalty = self.nan_penalty * record.errordef * record.count
         dx = np.asarray(x, dtype=np.float64) - record.last_x
-        dist2 = float(dx @ dx) or 1.0
+        dist2 = float(dx @ dx)
         if what == "value":
             return float(record.last_value) + penalty
+        if dist2 == 0.0 or not np.all(np.isfinite(dx)):
+            raise FailMinimizeNaN(
+                f"the loss's {what} is not finite at x={np.array2string(np.asarray(x), precision=6)}, where its "
+                "value is finite: there is no direction to push back in. Check the loss's derivatives there, "
+                "or use DefaultToyStrategy to get an invalid result instead of this error"
+            )
         if what == "gradient":
             return penalty * dx / dist2
         if what == "hessian":

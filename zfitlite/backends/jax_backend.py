@@ -56,7 +56,14 @@ class JaxBackend(Backend):
         jnp = jax.numpy
 
         def pure(x: Any) -> Any:
-            return jnp.reshape(func(x), ())
+            out = jnp.asarray(func(x))
+            if out.size != 1:
+                raise ValueError(
+                    f"the loss returned an array of shape {out.shape} where a scalar is due"
+                )
+            if jnp.iscomplexobj(out):
+                raise ValueError("the loss returned a complex value; it must be real")
+            return jnp.reshape(out, ())
 
         value_j = jax.jit(pure)
         vg_j = jax.jit(jax.value_and_grad(pure))

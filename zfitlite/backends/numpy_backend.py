@@ -13,7 +13,12 @@ __all__ = ["NumpyBackend"]
 
 
 def _as_float(v: object) -> float:
-    return float(np.asarray(v, dtype=np.float64).reshape(()))
+    arr = np.asarray(v)
+    if arr.size != 1:
+        raise ValueError(f"the loss returned an array of shape {arr.shape} where a scalar is due")
+    if arr.dtype.kind == "c":
+        raise ValueError(f"the loss returned a complex value {v!r}; it must be real")
+    return float(arr.astype(np.float64).reshape(()))
 
 
 class NumpyBackend(Backend):

@@ -29,7 +29,7 @@ from ..result import Approximations, FitResult
 from ..status import Status
 from ..strategy import DefaultStrategy, ZfitStrategy
 
-__all__ = ["BaseMinimizer", "IterationState", "SolverOutput"]
+__all__ = ["BaseMinimizer", "IterationState", "ScipyProgress", "SolverOutput"]
 
 DEFAULT_TOL = 1e-3
 
@@ -76,6 +76,37 @@ class SolverOutput:
     message: str | None = None
     original: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+class ScipyProgress:
+    """A scipy ``callback(intermediate_result)`` that counts iterations and reports each one.
+
+    Parameters
+    ----------
+    minimizer : BaseMinimizer
+        Whose ``_report`` (verbosity, user callback) receives the iteration.
+    extras : callable, optional
+        ``extras(intermediate_result) -> dict`` of solver-specific values to report.
+    """
+
+    def __init__(
+        self, minimizer: BaseMinimizer, extras: Callable[[Any], dict[str, Any]] | None = None
+    ) -> None:
+        self.minimizer = minimizer
+        self.extras = extras or (lambda _: {})
+        self.niter = 0
+
+    def __call__(self, intermediate_result: Any) -> None:
+        self.niter += 1
+        self.minimizer._report(
+            IterationState(
+                self.niter,
+                np.array(intermediate_result.x),
+                float(intermediate_result.fun),
+                float("nan"),
+                self.extras(intermediate_result),
+            )
+        )
 
 
 def _check_tol(tol: Any) -> float:
@@ -371,7 +402,7 @@ class BaseMinimizer(GraphCachable):
             except (FailMinimizeNaN, LossEvaluationError, ValueError, np.linalg.LinAlgError) as exc:
                 e = float("nan")
                 message = message or f"the EDM could not be computed at the end point: {exc}"
-        if not np.isfinite(fmin):
+        if not np.isfinite(fmin) and status in (Status.CONVERGED, Status.NOT_CONVERGED):
             status = Status.NONFINITE
             message = None
         elif status is Status.CONVERGED and not (np.isfinite(e) and e < criterion.goal):

@@ -15,7 +15,7 @@ import scipy.optimize
 
 from ..criterion import edm
 from ..status import Status
-from .base import BaseMinimizer, IterationState, SolverOutput
+from .base import BaseMinimizer, ScipyProgress, SolverOutput
 
 __all__ = ["ScipyBFGS"]
 
@@ -65,30 +65,11 @@ class ScipyBFGS(BaseMinimizer):
         x = params.values.copy()
         hess_inv = _usable_inv_hessian(init, params.names)
         gtol = float(self.options["gtol"])
-        niter = 0
         res = None
         status = Status.NOT_CONVERGED
         f = g = H = None
         e = float("inf")
-        last_f = [float("nan")]
-
-        def fun(y: np.ndarray) -> tuple[float, np.ndarray]:
-            v, grad = evaluator.value_gradient(y)
-            last_f[0] = v
-            return v, grad
-
-        def callback(intermediate_result: scipy.optimize.OptimizeResult) -> None:
-            nonlocal niter
-            niter += 1
-            self._report(
-                IterationState(
-                    niter,
-                    np.array(intermediate_result.x),
-                    float(intermediate_result.fun),
-                    float("nan"),
-                    {"gtol": gtol},
-                )
-            )
+        progress = ScipyProgress(self, lambda _: {"gtol": gtol})
 
         for round_ in range(int(self.options["max_rounds"])):
             opts = {
@@ -100,7 +81,12 @@ class ScipyBFGS(BaseMinimizer):
             if hess_inv is not None:
                 opts["hess_inv0"] = hess_inv
             res = scipy.optimize.minimize(
-                fun, x, jac=True, method="BFGS", options=opts, callback=callback
+                evaluator.value_gradient,
+                x,
+                jac=True,
+                method="BFGS",
+                options=opts,
+                callback=progress,
             )
             x = np.asarray(res.x, dtype=np.float64)
             f, g = evaluator.value_gradient(x)
@@ -125,7 +111,7 @@ class ScipyBFGS(BaseMinimizer):
             x=x,
             fmin=float(f),
             status=status,
-            niter=niter,
+            niter=progress.niter,
             edm=e,
             gradient=g,
             hessian=H,

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.optimize
 
 from ..status import Status
-from .base import BaseMinimizer, IterationState, SolverOutput
+from .base import BaseMinimizer, ScipyProgress, SolverOutput
 
 __all__ = ["DifferentialEvolution"]
 
@@ -96,20 +96,9 @@ class DifferentialEvolution(BaseMinimizer):
 
     def _minimize(self, evaluator: Any, criterion: Any, params: Any, init: Any) -> SolverOutput:
         bounds = _require_finite_bounds(self, params)
-        niter = 0
-
-        def callback(intermediate_result: scipy.optimize.OptimizeResult) -> None:
-            nonlocal niter
-            niter += 1
-            self._report(
-                IterationState(
-                    niter,
-                    np.array(intermediate_result.x),
-                    float(intermediate_result.fun),
-                    float("nan"),
-                    {"convergence": float(intermediate_result.get("convergence", np.nan))},
-                )
-            )
+        progress = ScipyProgress(
+            self, lambda r: {"convergence": float(r.get("convergence", np.nan))}
+        )
 
         o = self.options
         res = scipy.optimize.differential_evolution(
@@ -123,7 +112,7 @@ class DifferentialEvolution(BaseMinimizer):
             recombination=o["recombination"],
             maxiter=o["maxgen"],
             polish=o["polish"],
-            callback=callback,
+            callback=progress,
             tol=o["rtol"],
             atol=o["atol"],
         )
@@ -132,7 +121,7 @@ class DifferentialEvolution(BaseMinimizer):
             x=np.asarray(res.x, dtype=np.float64),
             fmin=float(res.fun),
             status=Status.CONVERGED,
-            niter=niter,
+            niter=progress.niter,
             original=res,
             message=None,
         )
