@@ -23,11 +23,11 @@ def _digits(x: np.ndarray, cert: np.ndarray) -> float:
     return float(-np.log10(err)) if err > 0 else 16.0
 
 
-def _time(fn, repeat: int = 3) -> tuple[float, object]:
+def _time(fn, *args, repeat: int = 3, **kwargs) -> tuple[float, object]:
     best, out = np.inf, None
     for _ in range(repeat):
         t = time.perf_counter()
-        out = fn()
+        out = fn(*args, **kwargs)
         best = min(best, time.perf_counter() - t)
     return best, out
 
@@ -53,19 +53,17 @@ def run() -> dict[str, dict[str, float]]:
         for start in P.starts:
             lm = zfitlite.minimize.LevenbergMarquardt(tol=1e-10)
             loss_np = zfitlite.LeastSquares(lambda b, P=P: P.residuals(b), backend="numpy")
-            t, r = _time(lambda: lm.minimize(loss_np, start))
+            t, r = _time(lm.minimize, loss_np, start)
             rows["zfitlite LM (numpy)"].append((_digits(r.x, P.certified), r.info["nres"], t))
             loss_j = zfitlite.LeastSquares(lambda b, P=P: P.residuals(b, xp=jnp), backend="jax")
             t0 = time.perf_counter()
             lm.minimize(loss_j, start)
             first = time.perf_counter() - t0
-            t, r = _time(lambda: lm.minimize(loss_j, start))
+            t, r = _time(lm.minimize, loss_j, start)
             compile_times.append(first - t)
             rows["zfitlite LM (jax)"].append((_digits(r.x, P.certified), r.info["nres"], t))
             for method in ("lm", "trf"):
-                t, s = _time(
-                    lambda m=method: scipy.optimize.least_squares(P.residuals, start, method=m)
-                )
+                t, s = _time(scipy.optimize.least_squares, P.residuals, start, method=method)
                 rows[f"scipy {method}"].append((_digits(s.x, P.certified), s.nfev, t))
             try:
                 import iminuit
@@ -74,7 +72,7 @@ def run() -> dict[str, dict[str, float]]:
                     r_ = P.residuals(np.array(b))
                     return float(r_ @ r_)
 
-                def migrad():
+                def migrad(start=start):
                     m = iminuit.Minuit(chi2, *start)
                     m.errordef = 1.0
                     m.migrad()

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .backends import CompiledLoss
+from .backends.base import real_scalar
 from .exceptions import MaximumIterationReached, ZfitliteError
 from .params import Params
 from .strategy import NonFiniteRecord, ZfitStrategy
@@ -140,21 +141,10 @@ class LossEvaluator:
 
     # -- validation --------------------------------------------------------------------
     def _scalar(self, v: Any, x: np.ndarray) -> float:
-        arr = np.asarray(v)
-        if arr.dtype.kind == "c":
-            raise LossEvaluationError(
-                f"the loss returned a complex value {v!r} at x={_fmt(x)}; it must be real"
-            )
-        if arr.size != 1:
-            raise LossEvaluationError(
-                f"the loss returned an array of shape {arr.shape} at x={_fmt(x)} where a scalar is due; "
-                "return a single number (for residuals use LeastSquares)"
-            )
-        if arr.dtype.kind not in "fiub":
-            raise LossEvaluationError(
-                f"the loss returned {v!r} of type {type(v).__name__}; it must be a real number"
-            )
-        return float(arr.reshape(()))
+        try:
+            return real_scalar(v, f" at x={_fmt(x)}")
+        except ValueError as exc:
+            raise LossEvaluationError(str(exc)) from None
 
     def _array(self, v: Any, shape: tuple[int | None, ...], what: str, x: np.ndarray) -> np.ndarray:
         arr = np.asarray(v)

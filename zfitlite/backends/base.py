@@ -9,9 +9,29 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Backend", "CompiledLoss"]
+__all__ = ["Backend", "CompiledLoss", "real_scalar"]
 
 Array = np.ndarray
+
+
+def real_scalar(v: Any, where: str = "") -> float:
+    """``v`` as a Python float, or a ValueError saying why a loss value is not a real scalar.
+
+    ``where`` (e.g. ``" at x=[1. 2.]"``) is inserted into the message.
+    """
+    arr = np.asarray(v)
+    if arr.dtype.kind == "c":
+        raise ValueError(f"the loss returned a complex value {v!r}{where}; it must be real")
+    if arr.size != 1:
+        raise ValueError(
+            f"the loss returned an array of shape {arr.shape}{where} where a scalar is due; "
+            "return a single number (for residuals use LeastSquares)"
+        )
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(
+            f"the loss returned {v!r} of type {type(v).__name__}; it must be a real number"
+        )
+    return float(arr.reshape(()))
 
 
 @dataclass(frozen=True)

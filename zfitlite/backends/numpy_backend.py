@@ -7,18 +7,9 @@ from collections.abc import Callable
 import numpy as np
 
 from . import numdiff
-from .base import Array, Backend, CompiledLoss
+from .base import Array, Backend, CompiledLoss, real_scalar
 
 __all__ = ["NumpyBackend"]
-
-
-def _as_float(v: object) -> float:
-    arr = np.asarray(v)
-    if arr.size != 1:
-        raise ValueError(f"the loss returned an array of shape {arr.shape} where a scalar is due")
-    if arr.dtype.kind == "c":
-        raise ValueError(f"the loss returned a complex value {v!r}; it must be real")
-    return float(arr.astype(np.float64).reshape(()))
 
 
 class NumpyBackend(Backend):
@@ -49,7 +40,7 @@ class NumpyBackend(Backend):
         else:
 
             def value_and_gradient(x: Array) -> tuple[float, Array]:
-                return func(x), numdiff.gradient(lambda y: _as_float(func(y)), x, typical)
+                return func(x), numdiff.gradient(lambda y: real_scalar(func(y)), x, typical)
 
         if hessian is not None:
 
@@ -64,7 +55,7 @@ class NumpyBackend(Backend):
         else:
 
             def hess(x: Array) -> Array:
-                return numdiff.hessian(lambda y: _as_float(func(y)), x, typical)
+                return numdiff.hessian(lambda y: real_scalar(func(y)), x, typical)
 
         return CompiledLoss(
             "numpy",

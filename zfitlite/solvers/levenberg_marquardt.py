@@ -232,9 +232,8 @@ class LevenbergMarquardt(BaseMinimizer):
 
     def _minimize(self, evaluator: Any, criterion: Any, params: Any, init: Any) -> SolverOutput:
         if evaluator.has_residuals and self.options["use_residuals"]:
-            with np.errstate(
-                over="ignore", invalid="ignore"
-            ):  # an overflowing trial is rejected, not warned
+            # an overflowing trial step is rejected (f = inf), not warned about
+            with np.errstate(over="ignore", invalid="ignore"):
                 return self._minimize_least_squares(evaluator, params)
         return self._minimize_hessian(evaluator, criterion, params)
 
@@ -288,12 +287,9 @@ class LevenbergMarquardt(BaseMinimizer):
                 nreject += 1
                 if nreject >= max_reject or mu > 1e30:
                     break
-        if status is not Status.CONVERGED and (
-            e < lsq_goal(self.tol, errordef, f, m, n) or e < self.tol * errordef
-        ):
-            status = (
-                Status.CONVERGED
-            )  # no further progress possible, with the goal (or the zfit rule) met
+        if status is not Status.CONVERGED and (e < goal or e < self.tol * errordef):
+            # no further progress possible, with the goal (or the zfit rule) met
+            status = Status.CONVERGED
         H = 2.0 * J.T @ J
         try:
             inv = np.linalg.inv(H)

@@ -25,28 +25,17 @@ rule ``EDM < tol * errordef`` holds, and ``NO_STEP`` otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.linalg
 
-__all__ = ["LSQState", "lsq_edm", "lsq_goal", "lsq_step", "nielsen_update"]
-
-
-@dataclass(frozen=True)
-class LSQState:
-    """Everything that changes during a least-squares Levenberg-Marquardt run."""
-
-    x: np.ndarray
-    r: np.ndarray
-    J: np.ndarray
-    f: float
-    D: np.ndarray
-    mu: float
-    nu: float
-    edm: float
-    niter: int = 0
-    nreject: int = 0
+__all__ = [
+    "column_scale",
+    "lsq_edm",
+    "lsq_goal",
+    "lsq_predicted_reduction",
+    "lsq_step",
+    "nielsen_update",
+]
 
 
 def column_scale(J: np.ndarray, D: np.ndarray | None = None) -> np.ndarray:
@@ -93,10 +82,9 @@ def lsq_step(
 
 
 def lsq_predicted_reduction(J: np.ndarray, r: np.ndarray, h: np.ndarray) -> float:
-    """``||r||^2 - ||r + J h||^2``: the reduction the linear model predicts."""
-    with np.errstate(over="ignore", invalid="ignore"):  # a huge trial step just predicts inf
-        lin = r + J @ h
-        return float(r @ r - lin @ lin)
+    """``||r||^2 - ||r + J h||^2``: the reduction the linear model predicts (inf for a huge step)."""
+    lin = r + J @ h
+    return float(r @ r - lin @ lin)
 
 
 def nielsen_update(mu: float, nu: float, rho: float) -> tuple[float, float]:
