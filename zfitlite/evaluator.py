@@ -104,6 +104,15 @@ class LossEvaluator:
             "njac": self.njac,
         }
 
+    def add_counts(
+        self, *, nres: int = 0, njac: int = 0, x: np.ndarray | None = None, value: float = np.inf
+    ) -> None:
+        """Account for evaluations a compiled solver made on its own (and its best point)."""
+        self.nres += nres
+        self.njac += njac
+        if x is not None and np.isfinite(value):
+            self._remember(np.asarray(x, dtype=np.float64), float(value))
+
     def unbudgeted(self) -> _Unbudgeted:
         """Context manager: evaluations inside do not hit ``maxiter`` (final EDM, Hesse)."""
         return _Unbudgeted(self)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .backends import Backend, CompiledLoss, detect_backend, get_backend
+from .backends.ops import forget_native
 from .cache import GraphCachable
 from .params import Params, make_params
 
@@ -193,15 +194,19 @@ class LeastSquares(BaseLoss):
     Parameters
     ----------
     residuals : callable
-        ``residuals(x) -> 1-D array``.
+        ``residuals(x, *args) -> 1-D array``.
     params : optional
         The loss's parameters (see :func:`~zfitlite.params.make_params`).
     jacobian : callable, optional
-        ``jacobian(x) -> (m, n) array``; otherwise from JAX or finite differences.
+        ``jacobian(x, *args) -> (m, n) array``; otherwise from JAX or finite differences.
     errordef : float, default 1.0
         1.0 when the residuals are normalised by their uncertainties (a chi-square).
     backend : {"auto", "numpy", "jax"}
     name : str, optional
+    args : tuple of arrays, optional
+        Data passed to ``residuals`` after ``x``. Keeping data out of the function's
+        closure lets compiled solvers (Levenberg-Marquardt on JAX) be reused for new data
+        of the same shape without compiling again.
     """
 
     is_least_squares = True
@@ -214,6 +219,7 @@ class LeastSquares(BaseLoss):
         errordef: float = 1.0,
         backend: str = "auto",
         name: str | None = None,
+        args: tuple = (),
     ) -> None:
         if not callable(residuals):
             raise TypeError(
@@ -223,17 +229,30 @@ class LeastSquares(BaseLoss):
             raise TypeError(
                 f"LeastSquares: jacobian must be callable or None, got {type(jacobian).__name__}"
             )
+        if not isinstance(args, tuple):
+            raise TypeError(
+                f"LeastSquares: args must be a tuple of arrays, got {type(args).__name__}"
+            )
         self.residuals_func = residuals
         self.jacobian_func = jacobian
+        self.args = args
         self.data: dict[str, Any] | None = None
         super().__init__(params=params, errordef=errordef, backend=backend, name=name)
 
+    def reset_cache(self, reset_from: GraphCachable) -> None:
+        """Clear compiled functions, including the compiled solvers built on ``residuals``."""
+        forget_native(self.residuals_func)
+        super().reset_cache(reset_from)
+
     def _traced_function(self) -> Callable:
-        return self.residuals_func
+        if not self.args:
+            return self.residuals_func
+        func, args = self.residuals_func, self.args
+        return lambda x: func(x, *args)
 
     def _build(self, backend: Backend, n: int, typical: np.ndarray | None) -> CompiledLoss:
         return backend.least_squares(
-            self.residuals_func, n, jacobian=self.jacobian_func, typical=typical
+            self.residuals_func, n, jacobian=self.jacobian_func, typical=typical, args=self.args
         )
 
     @classmethod
@@ -289,17 +308,40 @@ class LeastSquares(BaseLoss):
             raise ValueError(
                 "x has non-finite entries where y is observed; mark such points missing with y = NaN"
             )
-        xm, ym, sm = xa[mask], ya[mask], sa[mask]
-
-        def residuals(p: Any) -> Any:
-            return (ym - model(xm, p)) / sm
-
-        loss = cls(residuals, params=params, backend=backend, name=name)
+        loss = cls(
+            _data_residuals(model),
+            params=params,
+            backend=backend,
+            name=name,
+            args=(xa[mask], ya[mask], sa[mask]),
+        )
         loss.data = {"model": model, "x": xa, "y": ya, "sigma": sa, "mask": mask}
         return loss
 
 
 _WRAPPER_ATTR = "__zfitlite_loss__"
+_RESIDUALS_ATTR = "__zfitlite_residuals__"
+
+
+def _data_residuals(model: Callable) -> Callable:
+    """``(p, x, y, sigma) -> (y - model(x, p)) / sigma``, one function per model.
+
+    Remembered on the model, so losses built from the same model with new data share it
+    (and with it the compiled solvers keyed on it).
+    """
+    func = getattr(model, _RESIDUALS_ATTR, None)
+    if func is not None and getattr(func, "__wrapped_model__", None) is model:
+        return func
+
+    def residuals(p: Any, x: Any, y: Any, sigma: Any) -> Any:
+        return (y - model(x, p)) / sigma
+
+    residuals.__wrapped_model__ = model  # type: ignore[attr-defined]
+    try:
+        setattr(model, _RESIDUALS_ATTR, residuals)
+    except (AttributeError, TypeError):
+        pass
+    return residuals
 
 
 def as_loss(obj: Any) -> BaseLoss:

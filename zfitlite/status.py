@@ -22,6 +22,7 @@ class Status(IntEnum):
     NOT_CONVERGED = 5
     LOSS_RAISED = 6
     BACKEND_FAILURE = 7
+    SINGULAR = 8
 
     @property
     def message(self) -> str:
@@ -55,4 +56,10 @@ _MESSAGES = {
     ),
     Status.LOSS_RAISED: "stopped: the loss raised an exception during the fit",
     Status.BACKEND_FAILURE: "stopped: the wrapped solver reported a failure",
+    Status.SINGULAR: (
+        "stopped where the loss does not depend on some parameter(s) (singular Hessian): the "
+        "minimum and its uncertainties are not determined; the fit may have run onto a plateau "
+        "(e.g. an exponential rate going to infinity); start elsewhere, add bounds, or fix the "
+        "redundant parameter"
+    ),
 }

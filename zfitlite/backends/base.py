@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .ops import ArrayOps, numpy_ops
+
 __all__ = ["Backend", "CompiledLoss", "real_scalar"]
 
 Array = np.ndarray
@@ -91,5 +93,14 @@ class Backend(ABC):
         *,
         jacobian: Callable | None = None,
         typical: Array | None = None,
+        args: tuple = (),
     ) -> CompiledLoss:
-        """Build callables for a least-squares loss ``sum(residuals(x)**2)``."""
+        """Build callables for a least-squares loss ``sum(residuals(x, *args)**2)``.
+
+        ``jacobian(x, *args)``, when given, returns the ``(m, n)`` residual Jacobian.
+        """
+
+    @property
+    def ops(self) -> ArrayOps:
+        """The operations native solver loops use on this backend (eager numpy here)."""
+        return numpy_ops

@@ -9,8 +9,9 @@ import numpy as np
 
 from ..exceptions import BackendNotAvailable
 from .base import Array, Backend, CompiledLoss
+from .ops import ArrayOps
 
-__all__ = ["JaxBackend", "import_jax"]
+__all__ = ["JaxBackend", "JaxOps", "import_jax"]
 
 
 def import_jax() -> Any:
@@ -25,6 +26,60 @@ def import_jax() -> Any:
     return jax
 
 
+class JaxOps(ArrayOps):
+    """Solver-loop operations through ``jax.lax``: the loop compiles into one program.
+
+    Jitted wrappers are memoised per function and static arguments, so a solver that
+    asks for ``jit(fn)`` on every call reuses one wrapper and JAX's compilation cache.
+    """
+
+    name = "jax"
+    compiles = True
+
+    def __init__(self) -> None:
+        self._jax = import_jax()
+        self.xp = self._jax.numpy
+        self._jitted: dict[tuple[Callable, tuple[int, ...]], Callable] = {}
+
+    def while_loop(self, cond: Callable, body: Callable, state: Any) -> Any:
+        return self._jax.lax.while_loop(cond, body, state)
+
+    def fori_loop(self, lo: int, hi: int, body: Callable, val: Any) -> Any:
+        return self._jax.lax.fori_loop(lo, hi, body, val)
+
+    def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
+        return self._jax.lax.cond(pred, true_fn, false_fn, *operands)
+
+    def where(self, pred: Any, a: Any, b: Any) -> Any:
+        return self.xp.where(pred, a, b)
+
+    def svd(self, A: Any) -> tuple[Any, Any, Any]:
+        return self.xp.linalg.svd(A, full_matrices=False)
+
+    def jit(self, fn: Callable, static_argnums: tuple[int, ...] = ()) -> Callable:
+        key = (fn, tuple(static_argnums))
+        jitted = self._jitted.get(key)
+        if jitted is None:
+            jitted = self._jitted[key] = self._jax.jit(fn, static_argnums=static_argnums)
+        return jitted
+
+    def jacobian(self, fn: Callable) -> Callable:
+        """Forward-mode Jacobian of ``fn(x, args)`` with respect to ``x``."""
+        return self._jax.jacfwd(fn, argnums=0)
+
+    def second_directional(self, fn: Callable) -> Callable:
+        """``(x, v, args) ->`` the second derivative of ``fn(x, args)`` along ``v`` (jvp of jvp)."""
+        jax = self._jax
+
+        def along(x: Any, v: Any, args: tuple) -> Any:
+            def first(y: Any) -> Any:
+                return jax.jvp(lambda t: fn(t, args), (y,), (v,))[1]
+
+            return jax.jvp(first, (x,), (v,))[1]
+
+        return along
+
+
 class JaxBackend(Backend):
     """Derivatives by ``jax.grad``/``jax.hessian``/``jax.jacfwd``, every function jitted.
 
@@ -34,6 +89,14 @@ class JaxBackend(Backend):
 
     name = "jax"
     compiles = True
+    _ops: JaxOps | None = None
+
+    @property
+    def ops(self) -> JaxOps:
+        """``lax``-based loop operations: native solvers compile into one program."""
+        if JaxBackend._ops is None:
+            JaxBackend._ops = JaxOps()
+        return JaxBackend._ops
 
     def traceable(self, func: Callable, n: int) -> bool:
         jax = import_jax()
@@ -100,12 +163,14 @@ class JaxBackend(Backend):
         *,
         jacobian: Callable | None = None,
         typical: Array | None = None,
+        args: tuple = (),
     ) -> CompiledLoss:
         jax = import_jax()
         jnp = jax.numpy
+        args = tuple(jnp.asarray(a) for a in args)
 
         def res_pure(x: Any) -> Any:
-            return jnp.reshape(residuals(x), (-1,))
+            return jnp.reshape(residuals(x, *args), (-1,))
 
         def value_pure(x: Any) -> Any:
             r = res_pure(x)
@@ -122,7 +187,7 @@ class JaxBackend(Backend):
 
         def jac(x: Array) -> Array:
             if jacobian is not None:
-                return np.asarray(jacobian(x), dtype=np.float64)
+                return np.asarray(jacobian(x, *args), dtype=np.float64)
             return np.asarray(jac_j(x))
 
         def value(x: Array) -> float:
@@ -142,5 +207,11 @@ class JaxBackend(Backend):
             hess,
             residuals=res,
             jacobian=jac,
-            native={"value": value_pure, "residuals": res_pure},
+            native={
+                "value": value_pure,
+                "residuals": res_pure,
+                # the unbound function and its data, for compiled solvers reused across data
+                "residuals_args": residuals if jacobian is None else None,
+                "args": args,
+            },
         )

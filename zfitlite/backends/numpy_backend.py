@@ -72,14 +72,15 @@ class NumpyBackend(Backend):
         *,
         jacobian: Callable | None = None,
         typical: Array | None = None,
+        args: tuple = (),
     ) -> CompiledLoss:
         def res(x: Array) -> Array:
-            return np.asarray(residuals(x), dtype=np.float64)
+            return np.asarray(residuals(x, *args), dtype=np.float64)
 
         if jacobian is not None:
 
             def jac(x: Array) -> Array:
-                return np.asarray(jacobian(x), dtype=np.float64)
+                return np.asarray(jacobian(x, *args), dtype=np.float64)
         else:
 
             def jac(x: Array) -> Array:

@@ -24,16 +24,21 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.linalg
 
+from ..backends import get_backend
+from ..backends.ops import numpy_ops
 from ..criterion import edm
+from ..exceptions import MaximumIterationReached
 from ..status import Status
 from .base import BaseMinimizer, IterationState, SolverOutput
 from .lm_least_squares import (
-    column_scale,
-    lsq_edm,
-    lsq_goal,
-    lsq_predicted_reduction,
-    lsq_step,
-    nielsen_update,
+    LSQSettings,
+    eager_functions,
+    finish_status,
+    native_functions,
+    pack,
+    solve_compiled,
+    solve_eager,
+    unpack,
 )
 
 __all__ = ["LMState", "LevenbergMarquardt"]
@@ -124,6 +129,14 @@ def update_damping(lam: float, rho: float, cfg: LMConfig) -> float:
     return lam
 
 
+def _singular(J: np.ndarray, D: np.ndarray) -> bool:
+    """True when the scaled Jacobian has lost rank: some direction no longer moves the loss."""
+    if not np.all(np.isfinite(J)) or J.size == 0:
+        return True
+    s = np.linalg.svd(J / D, compute_uv=False)
+    return bool(s[-1] <= s[0] * 1e3 * np.finfo(float).eps)
+
+
 class LevenbergMarquardt(BaseMinimizer):
     """Levenberg-Marquardt minimizer (damped Newton on the loss's Hessian).
 
@@ -137,15 +150,32 @@ class LevenbergMarquardt(BaseMinimizer):
         Gain-ratio window in which the quadratic model is trusted and the damping is
         lowered (defaults 0.1 and 2.0, as in zfit).
     verbosity, options, maxiter, criterion, strategy, name, callback
-        As for :class:`~zfitlite.solvers.base.BaseMinimizer`. Options: ``lam0`` (initial
-        damping, 1e-3), ``lam_up`` (11), ``lam_down`` (9), ``max_reject`` (60
-        consecutive rejected steps before giving up), ``use_residuals`` (True: on a
-        :class:`~zfitlite.loss.LeastSquares` loss, run damped Gauss-Newton on the residual
-        Jacobian; see :mod:`zfitlite.solvers.lm_least_squares` for the method and for how
-        ``tol`` maps onto its stopping rule), ``tau`` (initial Gauss-Newton damping relative
-        to the scaled Jacobian, 1.0), ``aim`` (the Gauss-Newton loop keeps stepping while it
-        makes progress until the EDM is ``aim`` times below its goal, 1e-2; a fit that
-        stalls between the two is still converged).
+        As for :class:`~zfitlite.solvers.base.BaseMinimizer`.
+
+        Options for the damped-Hessian loop (scalar losses): ``lam0`` (initial damping,
+        1e-3), ``lam_up`` (11), ``lam_down`` (9), ``max_reject`` (60 consecutive rejected
+        steps before giving up; shared with the least-squares loop).
+
+        Options for least-squares losses (see :mod:`zfitlite.solvers.lm_least_squares`
+        for the method and for how ``tol`` maps onto its stopping rule):
+        ``use_residuals`` (True: on a :class:`~zfitlite.loss.LeastSquares` loss run the
+        trust-region Gauss-Newton method on the residual Jacobian; False: the
+        damped-Hessian loop on the sum of squares), ``factor`` (initial trust radius
+        relative to the scaled start, 10; MINPACK's 100 lets the first step of NIST BoxBOD
+        jump onto a plateau), ``xtol`` (``100 * tol``: a fit whose EDM is below its goal
+        also stops once the next Gauss-Newton step would move the parameters by less than
+        ``xtol`` relative to their scaled size), ``geodesic`` (False: add
+        Transtrum-Sethna geodesic acceleration, exact on JAX, one extra residual
+        evaluation per step otherwise), ``geodesic_alpha`` (0.75: the largest accepted
+        ``2 |a| / |v|``), ``aim`` (1e-2: the loop keeps stepping while it makes progress
+        until the EDM is ``aim`` times below its goal; a fit that stalls between the two
+        is still converged).
+
+        On the JAX backend, without ``callback`` and below verbosity 6, the whole
+        least-squares solve runs as one compiled program (``info["loop"] ==
+        "compiled"``), cached per residual function: a second fit, or a fit of
+        ``LeastSquares.from_data`` with the same model and new data of the same shape,
+        does not compile again.
 
     Examples
     --------
@@ -164,7 +194,10 @@ class LevenbergMarquardt(BaseMinimizer):
         "lam_up": 11.0,
         "lam_down": 9.0,
         "use_residuals": True,
-        "tau": 1.0,
+        "factor": 10.0,
+        "xtol": None,
+        "geodesic": False,
+        "geodesic_alpha": 0.75,
         "aim": 1e-2,
         "max_reject": 60,
     }
@@ -232,79 +265,97 @@ class LevenbergMarquardt(BaseMinimizer):
 
     def _minimize(self, evaluator: Any, criterion: Any, params: Any, init: Any) -> SolverOutput:
         if evaluator.has_residuals and self.options["use_residuals"]:
-            # an overflowing trial step is rejected (f = inf), not warned about
-            with np.errstate(over="ignore", invalid="ignore"):
-                return self._minimize_least_squares(evaluator, params)
+            return self._minimize_least_squares(evaluator, params)
         return self._minimize_hessian(evaluator, criterion, params)
 
+    def _lsq_settings(self, evaluator: Any, compiled: bool) -> LSQSettings:
+        o = self.options
+        budget = evaluator.maxiter - evaluator.ncalls if compiled else np.inf
+        return LSQSettings(
+            tol_errordef=self.tol * evaluator.errordef,
+            xtol=100.0 * self.tol if o["xtol"] is None else float(o["xtol"]),
+            aim=float(o["aim"]),
+            maxfev=float(budget),
+            max_reject=float(o["max_reject"]),
+            factor=float(o["factor"]),
+            geodesic_alpha=float(o["geodesic_alpha"]),
+        )
+
     def _minimize_least_squares(self, evaluator: Any, params: Any) -> SolverOutput:
-        """Damped Gauss-Newton on the residual Jacobian (the one loop for least squares)."""
+        """Trust-region Gauss-Newton on the residual Jacobian (one loop, eager or compiled)."""
+        geodesic = bool(self.options["geodesic"])
+        compiled = evaluator.compiled
+        ops = get_backend(compiled.backend).ops
+        residuals_args = compiled.native.get("residuals_args")
+        x0 = params.values.copy()
         lower, upper = params.lower, params.upper
-        max_reject = int(self.options["max_reject"])
-        x = params.values.copy()
-        r = evaluator.residuals(x)
-        f = float(r @ r)
-        if not np.isfinite(f):
-            self.strategy.handle_nonfinite("residuals", x, f, evaluator.record)
-        J = evaluator.jacobian(x)
-        m, n = J.shape
-        D = column_scale(J)
-        mu, nu = float(self.options["tau"]), 2.0
-        aim = float(self.options["aim"])
-        free = free_mask(x, J.T @ r, lower, upper)
-        e = lsq_edm(J, r, free)
-        niter = nreject = 0
-        reported = -1
-        errordef = evaluator.errordef
-        status = Status.NO_STEP
-        while True:
-            if niter != reported:
-                self._report(IterationState(niter, x.copy(), f, e, {"lambda": mu}))
-                reported = niter
-            goal = lsq_goal(self.tol, errordef, f, m, n)
-            if e < aim * goal:
-                status = Status.CONVERGED
-                break
-            h = lsq_step(J, r, D, mu, free)
-            x_new = np.clip(x + h, lower, upper)
-            h = x_new - x
-            if not np.any(np.abs(h) > 4 * np.finfo(float).eps * np.abs(x)):
-                break  # the step is below floating-point resolution: nothing more to gain
-            pred = lsq_predicted_reduction(J, r, h)
-            r_new = evaluator.residuals(x_new)
-            f_new = float(r_new @ r_new)
-            rho = (f - f_new) / pred if (pred > 0 and np.isfinite(f_new)) else -1.0
-            mu, nu = nielsen_update(mu, nu, rho)
-            if rho > 0:
-                x, r, f = x_new, r_new, f_new
-                J = evaluator.jacobian(x)
-                D = column_scale(J, D)
-                free = free_mask(x, J.T @ r, lower, upper)
-                e = lsq_edm(J, r, free)
-                niter += 1
-                nreject = 0
-            else:
-                nreject += 1
-                if nreject >= max_reject or mu > 1e30:
-                    break
-        if status is not Status.CONVERGED and (e < goal or e < self.tol * errordef):
-            # no further progress possible, with the goal (or the zfit rule) met
-            status = Status.CONVERGED
+        if (
+            ops.compiles
+            and residuals_args is not None
+            and self.callback is None
+            and self.verbosity < 6
+        ):
+            cfg = self._lsq_settings(evaluator, compiled=True)
+            fns = native_functions(ops, residuals_args)
+            solve = ops.jit(solve_compiled, static_argnums=(0, 6))
+            st = unpack(solve((fns, geodesic), x0, lower, upper, cfg, compiled.native["args"], ops))
+            evaluator.add_counts(nres=st.nfev, njac=st.njev, x=st.x, value=st.f)
+            mode = "compiled"
+        else:
+            cfg = self._lsq_settings(evaluator, compiled=False)
+            final = solve_eager(
+                eager_functions(evaluator),
+                numpy_ops,
+                x0,
+                lower,
+                upper,
+                cfg,
+                geodesic,
+                self._report_lsq,
+            )
+            st = unpack(pack(np, final))
+            mode = "eager"
+        if st.status == Status.NONFINITE:
+            # the start is not finite: the strategy decides (DefaultStrategy raises)
+            self.strategy.handle_nonfinite("residuals", x0, st.f, evaluator.record)
+        status = finish_status(st, cfg)
+        if status is Status.MAXITER:
+            raise MaximumIterationReached(f"maxiter={evaluator.maxiter} evaluations reached")
+        J, r = st.J, st.r
+        if status is Status.CONVERGED and _singular(J, st.D):
+            status = Status.SINGULAR
         H = 2.0 * J.T @ J
         try:
             inv = np.linalg.inv(H)
         except np.linalg.LinAlgError:
             inv = None
         return SolverOutput(
-            x=x,
-            fmin=f,
+            x=st.x,
+            fmin=st.f,
             status=status,
-            niter=niter,
-            edm=e,
+            niter=st.niter,
+            edm=st.edm,
             gradient=2.0 * J.T @ r,
             hessian=H,
             inv_hessian=inv,
-            extras={"lambda": mu, "method": "gauss-newton"},
+            extras={
+                "lambda": st.lam,
+                "trust_radius": st.delta,
+                "method": "gauss-newton",
+                "loop": mode,
+                "geodesic": geodesic,
+            },
+        )
+
+    def _report_lsq(self, st: Any) -> None:
+        self._report(
+            IterationState(
+                int(st.niter),
+                np.array(st.x),
+                float(st.f),
+                float(st.edm),
+                {"lambda": float(st.lam), "trust_radius": float(st.delta)},
+            )
         )
 
     def _minimize_hessian(self, evaluator: Any, criterion: Any, params: Any) -> SolverOutput:

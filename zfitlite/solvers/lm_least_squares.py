@@ -1,94 +1,512 @@
-"""Levenberg-Marquardt on residuals: damped Gauss-Newton with Moré scaling and Nielsen's update.
+"""Levenberg-Marquardt on residuals: a scaled trust-region Gauss-Newton method.
 
-For ``F(x) = sum(r(x)**2)`` the step solves, in the least-squares sense,
+For ``F(x) = sum(r(x)**2)`` each iteration solves, in scaled coordinates
+``z = D x`` (``D``: the running maximum of the Jacobian's column norms, Moré 1978),
 
-    minimise ||J h + r||^2 + mu ||D h||^2
+    minimise ||J h + r||^2  subject to  ||D h|| <= delta,
 
-through a QR factorisation of the stacked matrix ``[J; sqrt(mu) D]`` (never forming
-``J^T J``, which squares the condition number). ``D`` holds the running maximum of the
-Jacobian's column norms (Moré 1978), so the damping is invariant to parameter units.
-The damping follows Nielsen (1999): after a step with gain ratio ``rho > 0``,
-``mu *= max(1/3, 1 - (2 rho - 1)^3)``; after a rejected step ``mu *= nu; nu *= 2``.
+whose solution is the damped step ``(J^T J + lam D^2) h = -J^T r`` with ``lam = 0``
+whenever the Gauss-Newton step already fits in the trust region (so close to the
+minimum the method is pure Gauss-Newton and converges fast). ``lam`` is found by
+Moré's safeguarded Newton iteration on ``||D h(lam)|| = delta``, done cheaply on one
+thin SVD of the scaled Jacobian per accepted point: a rejected step costs one residual
+evaluation and a few vector operations, never a new factorisation. The trust radius
+follows MINPACK (``delta_0 = factor * ||D x_0||``; shrink by quadratic interpolation
+when the gain ratio is below 1/4, double the step length above 3/4 or when the step
+is pure Gauss-Newton; accept steps with ratio >= 1e-4).
 
-Convergence keeps zfit's meaning, with the scale of the problem taken into account:
-with the Gauss-Newton Hessian ``2 J^T J`` the EDM is ``||Q^T r||^2``, the part of the
-residual that the model can still explain. Converged means
+Optional geodesic acceleration (Transtrum & Sethna 2012): with the velocity step
+``v`` and the second directional derivative ``r''`` of the residuals along ``v``
+(exact from the backend or one extra residual evaluation by finite differences),
+the acceleration ``a`` solves the same damped system with ``J^T r''``; the step
+``v + a/2`` is taken when ``2 ||D a|| / ||D v|| <= alpha``.
+
+Bounds: a parameter sitting on a bound with the gradient pushing outwards is held
+(its column masked out of the step), and every trial point is clipped into the box.
+
+Convergence keeps zfit's meaning, scaled to the problem: with the Gauss-Newton
+Hessian ``2 J^T J`` the EDM is ``||U^T r||^2``, the part of the residual the linear
+model can still explain. Converged means
 
     EDM < tol * errordef * min(1, s^2),   s^2 = F / (m - n),
 
-so converged always implies ``EDM < tol * errordef`` (the zfit rule), and on a problem
+so converged always implies ``EDM < tol * errordef`` (zfit's rule), and on a problem
 whose residual sum is tiny (NIST Lanczos1: 1e-25) the goal shrinks with it: lowering
-``tol`` buys correct digits whatever the scale of the loss. When no step can lower the
-loss any more (floating-point precision is exhausted) the fit is converged if the plain
-rule ``EDM < tol * errordef`` holds, and ``NO_STEP`` otherwise.
+``tol`` buys correct digits whatever the scale of the loss. The loop keeps going while
+it makes progress until the EDM is ``aim`` (1e-2) times below that goal, or, once below
+the goal, until the next Gauss-Newton step would move the parameters by less than
+``xtol`` (``100 * tol``) relative to their scaled size (MINPACK's xtol test); when no step
+can lower the loss any more (floating-point precision is exhausted) the fit is
+converged if the goal or the plain rule ``EDM < tol * errordef`` holds, ``NO_STEP``
+otherwise.
+
+Everything here is a pure function of an explicit :class:`LSQState`, written with the
+operations of an :class:`~zfitlite.backends.ops.ArrayOps`: the numpy driver runs them
+as an eager Python loop; on JAX the whole solve (loop included) compiles into one
+program, cached per residual function and reused for new data of the same shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
 import numpy as np
-import scipy.linalg
+
+from ..backends.ops import NATIVE_CACHE_ATTR, ArrayOps
+from ..status import Status
 
 __all__ = [
-    "column_scale",
-    "lsq_edm",
+    "RUNNING",
+    "LSQFunctions",
+    "LSQOutcome",
+    "LSQSettings",
+    "LSQState",
+    "eager_functions",
+    "finish_status",
     "lsq_goal",
-    "lsq_predicted_reduction",
-    "lsq_step",
-    "nielsen_update",
+    "native_functions",
+    "pack",
+    "solve_compiled",
+    "solve_eager",
+    "unpack",
 ]
 
-
-def column_scale(J: np.ndarray, D: np.ndarray | None = None) -> np.ndarray:
-    """Moré's scaling: the running maximum of the column norms (1 for all-zero columns)."""
-    norms = np.linalg.norm(J, axis=0)
-    norms = np.where(norms > 0, norms, 1.0) if D is None else np.maximum(D, norms)
-    return norms
+RUNNING = -1
+_EPS = float(np.finfo(float).eps)
 
 
-def lsq_edm(J: np.ndarray, r: np.ndarray, free: np.ndarray | None = None) -> float:
-    """``EDM = r^T J (J^T J)^-1 J^T r``, computed as ``||Q^T r||^2`` (stable)."""
-    if free is not None:
-        if not free.any():
-            return 0.0
-        J = J[:, free]
-    Q, _ = np.linalg.qr(J, mode="reduced")
-    qr = Q.T @ r
-    return float(qr @ qr)
+class LSQSettings(NamedTuple):
+    """The numbers of one solve (traced arguments on JAX, so changing them never recompiles)."""
+
+    tol_errordef: float  # tol * errordef
+    xtol: float  # with EDM < goal, a Gauss-Newton step below xtol * ||D x|| ends the fit
+    aim: float  # keep stepping until EDM < aim * goal
+    maxfev: float  # budget of residual + Jacobian evaluations (inf: the evaluator enforces it)
+    max_reject: float  # consecutive rejected steps before giving up
+    factor: float  # initial trust radius, relative to ||D x0||
+    geodesic_alpha: float  # acceleration accepted when 2 ||D a|| / ||D v|| <= alpha
 
 
-def lsq_goal(tol: float, errordef: float, f: float, m: int, n: int) -> float:
+@dataclass(frozen=True, eq=False)
+class LSQFunctions:
+    """The residual functions of one problem, all taking ``(x, args)``.
+
+    ``second_directional(x, v, r, J, args)`` is the second derivative of the residuals
+    along ``v`` (needed only with geodesic acceleration). Compared by identity, so it can
+    key a compiled-program cache.
+    """
+
+    residuals: Callable[[Any, tuple], Any]
+    jacobian: Callable[[Any, tuple], Any]
+    second_directional: Callable[..., Any] | None = None
+    fd_cost: int = 0  # residual evaluations per second-directional derivative
+    ops: ArrayOps | None = None  # the ops the functions were built for (native ones)
+
+
+class LSQState(NamedTuple):
+    """Everything that changes during a least-squares Levenberg-Marquardt run."""
+
+    x: Any
+    r: Any
+    f: Any
+    J: Any
+    D: Any  # Moré's scaling: running max of the column norms
+    U: Any  # thin SVD of the masked, scaled Jacobian J[:, free] / D
+    s: Any
+    Vt: Any
+    uf: Any  # U^T r
+    edm: Any
+    delta: Any  # trust radius in scaled units
+    lam: Any  # damping of the last step (0: pure Gauss-Newton)
+    niter: Any
+    nfev: Any
+    njev: Any
+    nreject: Any
+    status: Any
+
+
+def lsq_goal(xp: Any, tol_errordef: Any, f: Any, m: int, n: int) -> Any:
     """The EDM goal ``tol * errordef * min(1, s^2)`` with ``s^2 = F / (m - n)``."""
     dof = m - n if m > n else max(m, 1)
-    s2 = f / dof
-    return tol * errordef * min(1.0, s2) if s2 > 0 else tol * errordef * np.finfo(float).tiny
+    return tol_errordef * xp.minimum(1.0, f / dof)
+
+
+def _factorise(ops: ArrayOps, x: Any, r: Any, J: Any, D: Any, lower: Any, upper: Any) -> tuple:
+    """Scaling update, free mask, SVD of the scaled free Jacobian, and the EDM."""
+    xp = ops.xp
+    D = xp.maximum(D, xp.sqrt(xp.sum(J * J, axis=0)))
+    D = xp.where(D > 0, D, 1.0)  # a column that has always been zero: unit scale
+    g = J.T @ r
+    free = ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)))
+    U, s, Vt = ops.svd(xp.where(free, J, 0.0) / D)
+    uf = xp.where(_significant(s), U.T @ r, 0.0)
+    return D, U, s, Vt, uf, uf @ uf
+
+
+def _significant(s: Any) -> Any:
+    """Singular values that count (the others are treated as exact zeros)."""
+    return s > s[0] * _EPS * 1e3
+
+
+def _inverse_factors(xp: Any, s: Any, lam: Any) -> Any:
+    """``s / (s^2 + lam)`` with the pseudo-inverse's zero for negligible singular values."""
+    valid = _significant(s)
+    return xp.where(valid, s / xp.where(valid, s * s + lam, 1.0), 0.0)
+
+
+def trust_region_step(ops: ArrayOps, s: Any, uf: Any, Vt: Any, delta: Any) -> tuple[Any, Any]:
+    """The scaled step ``z`` with ``||z|| <= delta`` and its damping ``lam`` (Moré's iteration).
+
+    Follows the secular-equation solver of scipy's ``trf`` (``solve_lsq_trust_region``):
+    Newton's method on ``phi(lam) = ||z(lam)|| - delta`` with safeguarding bounds.
+    """
+    xp = ops.xp
+    valid = _significant(s)
+    s_safe = xp.where(valid, s, 1.0)
+    coef_gn = xp.where(valid, uf / s_safe, 0.0)
+    gn_norm = xp.sqrt(coef_gn @ coef_gn)
+    suf = s * uf
+    full_rank = xp.all(valid)
+
+    def phi(lam: Any) -> tuple[Any, Any]:
+        denom = s * s + lam
+        denom = xp.where(denom > 0, denom, 1.0)
+        p = suf / denom
+        p_norm = xp.sqrt(p @ p)
+        p_norm = xp.where(p_norm > 0, p_norm, 1.0)
+        return p_norm - delta, -xp.sum(suf * suf / denom**3) / p_norm
+
+    phi0 = gn_norm - delta
+    phi0_prime = -xp.sum(xp.where(valid, uf * uf / s_safe**4, 0.0)) / xp.where(
+        gn_norm > 0, gn_norm, 1.0
+    )
+    lam_upper = xp.sqrt(suf @ suf) / delta
+    lam_lower = xp.where(full_rank & (phi0_prime < 0), -phi0 / xp.minimum(phi0_prime, -1e-300), 0.0)
+    lam0 = xp.maximum(1e-3 * lam_upper, xp.sqrt(xp.maximum(lam_lower * lam_upper, 0.0)))
+
+    def body(carry: tuple) -> tuple:
+        i, lam, lo, hi, _ = carry
+        lam = xp.where((lam < lo) | (lam > hi), xp.maximum(1e-3 * hi, xp.sqrt(lo * hi)), lam)
+        ph, dph = phi(lam)
+        hi = xp.where(ph < 0, lam, hi)
+        ratio = ph / dph
+        lo = xp.maximum(lo, lam - ratio)
+        finished = xp.abs(ph) < 0.01 * delta
+        lam = xp.where(finished, lam, lam - (ph + delta) * ratio / delta)
+        return i + 1, lam, lo, hi, finished
+
+    def more(carry: tuple) -> Any:
+        return (carry[0] < 10) & ~carry[4]
+
+    carry = (0 * s.shape[0], lam0, lam_lower, lam_upper, gn_norm <= delta)
+    lam = ops.while_loop(more, body, carry)[1]
+    inside = gn_norm <= delta
+    lam = xp.where(inside, 0.0, lam)
+    coef = xp.where(inside, coef_gn, suf / xp.where(s * s + lam > 0, s * s + lam, 1.0))
+    z = -(Vt.T @ coef)
+    z_norm = xp.sqrt(z @ z)
+    # on the boundary, land on it exactly (the secular iteration stops within 1 %)
+    z = xp.where(inside | (z_norm == 0), z, z * (delta / xp.where(z_norm > 0, z_norm, 1.0)))
+    return z, lam
+
+
+def lsq_init(
+    fns: LSQFunctions,
+    ops: ArrayOps,
+    x0: Any,
+    lower: Any,
+    upper: Any,
+    cfg: LSQSettings,
+    args: tuple,
+) -> LSQState:
+    """The state at the start: the residuals at ``x0`` and placeholders for the rest.
+
+    The Jacobian, its factorisation and the trust radius are filled in by the first
+    :func:`lsq_step` (``njev == 0``), so the compiled program holds one copy of them.
+    """
+    xp = ops.xp
+    r = fns.residuals(x0, args)
+    f = r @ r
+    m, n = r.shape[0], x0.shape[0]
+    k = min(m, n)
+    zero = xp.asarray(0)
+    status = xp.where(xp.isfinite(f), RUNNING, int(Status.NONFINITE))
+    return LSQState(
+        x=x0,
+        r=r,
+        f=f,
+        J=xp.zeros((m, n)),
+        D=xp.ones(n),
+        U=xp.zeros((m, k)),
+        s=xp.zeros(k),
+        Vt=xp.zeros((k, n)),
+        uf=xp.zeros(k),
+        edm=xp.asarray(np.inf),
+        delta=xp.asarray(1.0),
+        lam=xp.asarray(0.0),
+        niter=zero,
+        nfev=1 + zero,
+        njev=zero,
+        nreject=zero,
+        status=status,
+    )
+
+
+def _check_done(ops: ArrayOps, st: LSQState, cfg: LSQSettings) -> Any:
+    """The status after a step: RUNNING, CONVERGED, MAXITER or NO_STEP."""
+    xp = ops.xp
+    m, n = st.J.shape
+    goal = lsq_goal(xp, cfg.tol_errordef, st.f, m, n)
+    xnorm = xp.sqrt(xp.sum((st.D * st.x) ** 2))
+    # the Gauss-Newton step from here, relative to x: below xtol it hardly changes a digit
+    valid = _significant(st.s)
+    coef = xp.where(valid, st.uf / xp.where(valid, st.s, 1.0), 0.0)
+    settled = xp.sqrt(coef @ coef) <= cfg.xtol * xnorm
+    converged = (st.edm < cfg.aim * goal) | (st.edm == 0) | ((st.edm < goal) & settled)
+    stuck = (st.nreject >= cfg.max_reject) | (st.delta <= _EPS * xnorm) | (st.delta <= 1e-300)
+    status = xp.where(converged, int(Status.CONVERGED), RUNNING)
+    status = xp.where((status == RUNNING) & stuck, int(Status.NO_STEP), status)
+    status = xp.where(
+        (status == RUNNING) & (st.nfev + st.njev >= cfg.maxfev), int(Status.MAXITER), status
+    )
+    return xp.where(st.status == RUNNING, status, st.status)
 
 
 def lsq_step(
-    J: np.ndarray, r: np.ndarray, D: np.ndarray, mu: float, free: np.ndarray
-) -> np.ndarray:
-    """The damped Gauss-Newton step over the free parameters (zero for the others)."""
-    h = np.zeros(J.shape[1])
-    if not free.any():
-        return h
-    Jf = J[:, free]
-    A = np.vstack([Jf, np.sqrt(mu) * np.diag(D[free])])
-    b = np.concatenate([-r, np.zeros(Jf.shape[1])])
-    Q, R = np.linalg.qr(A, mode="reduced")
+    fns: LSQFunctions,
+    ops: ArrayOps,
+    st: LSQState,
+    lower: Any,
+    upper: Any,
+    cfg: LSQSettings,
+    args: tuple,
+    geodesic: bool,
+) -> LSQState:
+    """One trust-region iteration: a trial step, its gain ratio, and the new state.
+
+    The first call (``njev == 0``) takes no step: it evaluates the Jacobian at the start,
+    factorises it and sets the initial trust radius.
+    """
+    xp = ops.xp
+    fresh = st.njev == 0
+    z, lam = trust_region_step(ops, st.s, st.uf, st.Vt, st.delta)
+    h = z / st.D
+    nfev = st.nfev
+    if geodesic:
+        rpp = fns.second_directional(st.x, h, st.r, st.J, args)
+        nfev = nfev + xp.where(fresh, 0, fns.fd_cost)
+        a_scaled = -(st.Vt.T @ (_inverse_factors(xp, st.s, lam) * (st.U.T @ rpp)))
+        ratio = 2.0 * xp.sqrt(a_scaled @ a_scaled) / xp.maximum(xp.sqrt(z @ z), 1e-300)
+        use = xp.all(xp.isfinite(a_scaled)) & (ratio <= cfg.geodesic_alpha)
+        h = xp.where(use, h + 0.5 * a_scaled / st.D, h)
+    x_new = xp.clip(st.x + h, lower, upper)
+    h = x_new - st.x
+    Jh = st.J @ h
+    dirder = st.r @ Jh
+    pred = -2.0 * dirder - Jh @ Jh
+    tiny = ~xp.any(xp.abs(h) > 4 * _EPS * xp.abs(st.x))
+
+    def evaluate(x_new: Any) -> tuple[Any, Any]:
+        r_new = fns.residuals(x_new, args)
+        return r_new, r_new @ r_new
+
+    def skip(x_new: Any) -> tuple[Any, Any]:
+        return st.r, xp.where(fresh, st.f, np.inf)
+
+    r_new, f_new = ops.cond(tiny | fresh, skip, evaluate, x_new)
+    nfev = nfev + xp.where(tiny | fresh, 0, 1)
+    finite = xp.isfinite(f_new)
+    actred = st.f - f_new
+    rho = xp.where((pred > 0) & finite, actred / xp.where(pred > 0, pred, 1.0), -1.0)
+    # MINPACK's trust-radius update
+    pnorm = xp.sqrt(xp.sum((st.D * h) ** 2))
+    delta = xp.where(st.niter == 0, xp.minimum(st.delta, pnorm), st.delta)
+    denom = dirder + 0.5 * actred
+    temp = xp.where(actred >= 0, 0.5, 0.5 * dirder / xp.where(denom != 0, denom, -1.0))
+    temp = xp.where(~finite | (f_new > 100.0 * st.f) | (temp < 0.1), 0.1, temp)
+    shrunk = temp * xp.minimum(delta, pnorm / 0.1)
+    grown = xp.where((lam == 0) | (rho >= 0.75), 2.0 * pnorm, delta)
+    delta = xp.where(rho < 0.25, shrunk, grown)
+    delta = xp.where(tiny, 0.0 * delta, delta)
+    accept = fresh | ((rho >= 1e-4) & ~tiny)
+
+    def refresh(_: Any) -> tuple:
+        J_new = fns.jacobian(x_new, args)
+        ok = xp.all(xp.isfinite(J_new))
+        J_use = xp.where(ok, J_new, st.J)
+        # the scaling starts from the first Jacobian's column norms
+        D_old = xp.where(fresh, 0.0 * st.D, st.D)
+        fac = _factorise(ops, x_new, r_new, J_use, D_old, lower, upper)
+        return ok, J_new, fac
+
+    def keep(_: Any) -> tuple:
+        return xp.asarray(False), st.J, (st.D, st.U, st.s, st.Vt, st.uf, st.edm)
+
+    ok, J_new, (D, U, s, Vt, uf, e) = ops.cond(accept, refresh, keep, None)
+    moved = accept & ok
+    xnorm = xp.sqrt(xp.sum((D * x_new) ** 2))
+    delta = xp.where(fresh, cfg.factor * xp.where(xnorm > 0, xnorm, 1.0), delta)
+    new = LSQState(
+        x=ops.where(moved, x_new, st.x),
+        r=ops.where(moved, r_new, st.r),
+        f=ops.where(moved, f_new, st.f),
+        J=ops.where(moved, J_new, st.J),
+        D=ops.where(moved, D, st.D),
+        U=ops.where(moved, U, st.U),
+        s=ops.where(moved, s, st.s),
+        Vt=ops.where(moved, Vt, st.Vt),
+        uf=ops.where(moved, uf, st.uf),
+        edm=ops.where(moved, e, st.edm),
+        delta=ops.where(accept & ~ok, 0.25 * delta, delta),
+        lam=lam,
+        niter=st.niter + xp.where(moved & ~fresh, 1, 0),
+        nfev=nfev,
+        njev=st.njev + xp.where(accept, 1, 0),
+        nreject=xp.where(moved, 0, st.nreject + 1),
+        status=xp.where(fresh & ~ok, int(Status.NONFINITE), st.status),
+    )
+    return new._replace(status=_check_done(ops, new, cfg))
+
+
+_FD_GEODESIC_STEP = 0.1
+
+
+def eager_functions(evaluator: Any) -> LSQFunctions:
+    """Residual functions through the evaluator (counted, budgeted), for the eager loop.
+
+    The second directional derivative is a finite difference along the step
+    (Transtrum & Sethna's recipe, one extra residual evaluation).
+    """
+
+    def residuals(x: Any, args: tuple) -> Any:
+        return evaluator.residuals(x)
+
+    def jacobian(x: Any, args: tuple) -> Any:
+        return evaluator.jacobian(x)
+
+    def second_directional(x: Any, v: Any, r: Any, J: Any, args: tuple) -> Any:
+        t = _FD_GEODESIC_STEP
+        r1 = evaluator.residuals(x + t * v)
+        return (2.0 / t) * ((r1 - r) / t - J @ v)
+
+    return LSQFunctions(residuals, jacobian, second_directional, fd_cost=1)
+
+
+def native_functions(ops: ArrayOps, residuals_args: Callable) -> LSQFunctions:
+    """Pure residual, Jacobian and second-directional functions for a compiled loop.
+
+    Built from ``residuals_args(x, *args)`` with the backend's derivatives and remembered
+    on that function, so every loss sharing it (``LeastSquares.from_data`` with the same
+    model and new data) reuses one compiled solver.
+    """
+    cached = getattr(residuals_args, NATIVE_CACHE_ATTR, None)
+    if isinstance(cached, LSQFunctions) and cached.ops is ops:
+        return cached
+    xp = ops.xp
+
+    def residuals(x: Any, args: tuple) -> Any:
+        return xp.reshape(residuals_args(x, *args), (-1,))
+
+    second = ops.second_directional(residuals)
+
+    def second_directional(x: Any, v: Any, r: Any, J: Any, args: tuple) -> Any:
+        return second(x, v, args)
+
+    fns = LSQFunctions(residuals, ops.jacobian(residuals), second_directional, 0, ops)
     try:
-        h[free] = scipy.linalg.solve_triangular(R, Q.T @ b)
-    except (np.linalg.LinAlgError, ValueError):
-        h[free] = np.linalg.lstsq(A, b, rcond=None)[0]
-    return h
+        setattr(residuals_args, NATIVE_CACHE_ATTR, fns)
+    except (AttributeError, TypeError):
+        pass
+    return fns
 
 
-def lsq_predicted_reduction(J: np.ndarray, r: np.ndarray, h: np.ndarray) -> float:
-    """``||r||^2 - ||r + J h||^2``: the reduction the linear model predicts (inf for a huge step)."""
-    lin = r + J @ h
-    return float(r @ r - lin @ lin)
+def solve_eager(
+    fns: LSQFunctions,
+    ops: ArrayOps,
+    x0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    cfg: LSQSettings,
+    geodesic: bool,
+    report: Callable[[LSQState], None] | None = None,
+) -> LSQState:
+    """The Python driver loop (numpy, or JAX functions called one by one)."""
+    # an overflowing or NaN trial point is a rejected step, not a warning
+    with np.errstate(all="ignore"):
+        st = lsq_init(fns, ops, x0, lower, upper, cfg, ())
+        reported = -1
+        while st.status == RUNNING:
+            st = lsq_step(fns, ops, st, lower, upper, cfg, (), geodesic)
+            if report is not None and st.niter != reported and st.njev > 0:
+                reported = int(st.niter)
+                report(st)
+    return st
 
 
-def nielsen_update(mu: float, nu: float, rho: float) -> tuple[float, float]:
-    """Nielsen's damping update for a step with gain ratio ``rho``."""
-    if rho > 0:
-        return mu * max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), 2.0
-    return mu * nu, 2.0 * nu
+def solve_compiled(
+    static: tuple[LSQFunctions, bool],
+    x0: Any,
+    lower: Any,
+    upper: Any,
+    cfg: LSQSettings,
+    args: tuple,
+    ops: ArrayOps,
+) -> tuple:
+    """The whole solve as one ``while_loop`` (jitted by the caller with ``static`` static).
+
+    Returns the packed outcome of :func:`pack` (few arrays: cheap to bring to the host).
+    """
+    fns, geodesic = static
+    st = lsq_init(fns, ops, x0, lower, upper, cfg, args)
+    st = ops.while_loop(
+        lambda st: st.status == RUNNING,
+        lambda st: lsq_step(fns, ops, st, lower, upper, cfg, args, geodesic),
+        st,
+    )
+    return pack(ops.xp, st)
+
+
+class LSQOutcome(NamedTuple):
+    """The end of a solve as host numpy data."""
+
+    x: np.ndarray
+    r: np.ndarray
+    J: np.ndarray
+    D: np.ndarray
+    f: float
+    edm: float
+    lam: float
+    delta: float
+    niter: int
+    nfev: int
+    njev: int
+    status: int
+
+
+_SCALARS = ("f", "edm", "lam", "delta", "niter", "nfev", "njev", "status")
+
+
+def pack(xp: Any, st: LSQState) -> tuple:
+    """``(x, r, J, D, scalars)``: the final state in five arrays."""
+    scalars = xp.stack([xp.asarray(getattr(st, k), dtype=xp.float64) for k in _SCALARS])
+    return st.x, st.r, st.J, st.D, scalars
+
+
+def unpack(packed: tuple) -> LSQOutcome:
+    """The :class:`LSQOutcome` of a packed state (numpy or device arrays)."""
+    x, r, J, D, sc = (np.asarray(a, dtype=np.float64) for a in packed)
+    f, e, lam, delta, niter, nfev, njev, status = sc.tolist()
+    return LSQOutcome(x, r, J, D, f, e, lam, delta, int(niter), int(nfev), int(njev), int(status))
+
+
+def finish_status(st: LSQOutcome, cfg: LSQSettings) -> Status:
+    """The final status: a fit that cannot move but meets its goal (or zfit's rule) converged."""
+    status = Status(int(st.status))
+    if status is Status.NO_STEP:
+        m, n = np.shape(st.J)
+        goal = float(lsq_goal(np, cfg.tol_errordef, st.f, m, n))
+        if st.edm < goal or st.edm < cfg.tol_errordef:
+            status = Status.CONVERGED
+    return status
