@@ -1,0 +1,19 @@
+"""The Python examples in the documentation run, so they cannot rot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+PAGES = sorted(p for p in DOCS.glob("*.md") if BLOCK.search(p.read_text()))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_docs_examples_run(page):
+    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    for block in BLOCK.findall(page.read_text()):
+        exec(compile(block, str(page), "exec"), namespace)  # noqa: S102 - our own docs
