@@ -273,7 +273,7 @@ MALFORMED = [
     pytest.param(
         ("status",),
         99,
-        r"'status' must be one of \[0, 1, 2, 3, 4, 5, 6, 7\], got 99",
+        r"'status' must be one of \[0, 1, 2, 3, 4, 5, 6, 7, 8\], got 99",
         id="status-out-of-range",
     ),
     pytest.param(("status",), -1, r"'status' must be one of", id="status-negative"),

@@ -1,0 +1,245 @@
+"""Overhead of zfitlite's scipy wrappers over calling scipy.optimize directly.
+
+Small problems (Rosenbrock, a 5-d correlated quadratic, a Gaussian likelihood fit), on
+the numpy backend (analytic derivatives) and on JAX (jitted autodiff). Each wrapper runs
+one round (``max_rounds=1``) with its default scipy options; scipy is then called
+directly with the same options on the same compiled functions the evaluator uses, so
+both do the same scipy iterations: the answers agree bit for bit and zfitlite makes one
+evaluation more (value, gradient and Hessian for its EDM at the end). The ratio of the
+warm wall times is the overhead (the issue's target: below 1.2). The last column is
+zfitlite's full default fit (rounds until ``EDM < tol * errordef``) for comparison.
+
+The per-call cost of the evaluator and the fixed cost of one fit are reported apart,
+because they explain the ratios on cheap losses.
+"""
+
+from __future__ import annotations
+
+import time
+import timeit
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+
+import zfitlite
+from zfitlite.solvers._scipy_common import METHODS
+from zfitlite.solvers.scipy_local import ScipyCOBYLA, local_minimizers
+
+RNG = np.random.default_rng(5)
+A5 = RNG.normal(size=(5, 5))
+A5 = A5 @ A5.T + 5 * np.eye(5)
+X5 = np.arange(1.0, 6.0)
+DATA = RNG.normal(0.7, 1.4, 200)
+N = DATA.size
+
+
+def _problems(xp: Any) -> dict[str, tuple]:
+    def rosen(p):
+        return (1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2
+
+    def rosen_g(p):
+        return np.array(
+            [-2 * (1 - p[0]) - 400 * p[0] * (p[1] - p[0] ** 2), 200 * (p[1] - p[0] ** 2)]
+        )
+
+    def rosen_h(p):
+        return np.array([[2 - 400 * p[1] + 1200 * p[0] ** 2, -400 * p[0]], [-400 * p[0], 200.0]])
+
+    def quad(p):
+        d = p - X5
+        return d @ (A5 @ d)
+
+    def nll(p):
+        return xp.sum(xp.log(p[1]) + 0.5 * ((DATA - p[0]) / p[1]) ** 2)
+
+    def nll_g(p):
+        d = DATA - p[0]
+        return np.array([-d.sum() / p[1] ** 2, N / p[1] - (d @ d) / p[1] ** 3])
+
+    def nll_h(p):
+        d = DATA - p[0]
+        off = 2 * d.sum() / p[1] ** 3
+        return np.array([[N / p[1] ** 2, off], [off, -N / p[1] ** 2 + 3 * (d @ d) / p[1] ** 4]])
+
+    return {
+        "rosenbrock": (rosen, rosen_g, rosen_h, [-1.2, 1.0], 1.0),
+        "quadratic-5d": (
+            quad,
+            lambda p: 2 * A5 @ (p - X5),
+            lambda p: 2 * A5,
+            np.zeros(5),
+            1.0,
+        ),
+        "gauss-nll": (nll, nll_g, nll_h, [0.5, 1.0], 0.5),
+    }
+
+
+def _losses() -> dict[tuple[str, str], tuple[zfitlite.SimpleLoss, np.ndarray]]:
+    import jax.numpy as jnp
+
+    out = {}
+    for name, (f, g, h, start, errordef) in _problems(np).items():
+        out[("numpy", name)] = (
+            zfitlite.SimpleLoss(f, errordef=errordef, gradient=g, hessian=h, backend="numpy"),
+            np.asarray(start, dtype=float),
+        )
+    for name, (f, _, _, start, errordef) in _problems(jnp).items():
+        out[("jax", name)] = (
+            zfitlite.SimpleLoss(f, errordef=errordef, backend="jax"),
+            np.asarray(start, dtype=float),
+        )
+    return out
+
+
+def _best(fn: Callable[[], Any], budget: float = 0.15, max_repeat: int = 200) -> float:
+    """Best warm wall time of ``fn`` over repeats filling about ``budget`` seconds."""
+    fn()
+    best, spent, k = np.inf, 0.0, 0
+    while spent < budget and k < max_repeat:
+        t = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t
+        best, spent, k = min(best, dt), spent + dt, k + 1
+    return best
+
+
+def _direct_call(minimizer: type, compiled: Any, x0: np.ndarray, maxiter: int) -> Callable:
+    method = minimizer._METHOD
+    options = {k: v for k, v in minimizer._OPTIONS.items() if k != "max_rounds" and v is not None}
+    options.update(dict.fromkeys(method.budget, max(maxiter, x0.size + 2)))
+    kwargs: dict[str, Any] = {"method": method.name, "options": options}
+    if method.gradient:
+        fun = compiled.value_and_gradient
+        kwargs["jac"] = True
+    else:
+        fun = compiled.value
+    if method.hessian:
+        kwargs["hess"] = compiled.hessian
+    return lambda: scipy.optimize.minimize(fun, x0, **kwargs)
+
+
+def run() -> list[dict[str, Any]]:
+    """One row per (backend, problem, minimizer)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    rows = []
+    wrappers = [*local_minimizers(), zfitlite.minimize.ScipyMinimize]
+    for (backend, pname), (loss, x0) in _losses().items():
+        compiled = loss.compiled(x0.size)
+        maxiter = 5000 + 1000 * x0.size
+        for cls in wrappers:
+            if cls is ScipyCOBYLA and pname == "rosenbrock":
+                continue  # thousands of evaluations at 2 ms each in scipy's PRIMA port
+            if cls is zfitlite.minimize.ScipyMinimize:
+                one = cls(logger=lambda s: None)
+                spec = one.scipy_minimize_params(has_jacobian=True)  # analytic or autodiff
+                method = METHODS[spec["method"].lower()]
+                fun = compiled.value_and_gradient if method.gradient else compiled.value
+                kw = {"jac": True} if method.gradient else {}
+
+                def direct(fun=fun, kw=kw, spec=spec, x0=x0):
+                    return scipy.optimize.minimize(
+                        fun, x0, method=spec["method"], options=spec["options"], **kw
+                    )
+
+                label = f"ScipyMinimize ({spec['method']})"
+                full = one
+            else:
+                one = cls(options={"max_rounds": 1})
+                direct = _direct_call(cls, compiled, x0, maxiter)
+                label = cls.__name__
+                full = cls()
+            ours = one.minimize(loss, x0)
+            ref = direct()
+            same = bool(np.array_equal(ours.x, ref.x))
+            t_ours = _best(lambda one=one, loss=loss, x0=x0: one.minimize(loss, x0))
+            t_ref = _best(direct)
+            t_full = _best(lambda full=full, loss=loss, x0=x0: full.minimize(loss, x0))
+            rows.append(
+                {
+                    "backend": backend,
+                    "problem": pname,
+                    "minimizer": label,
+                    "nfev_zfitlite": ours.nfev,
+                    "nfev_scipy": int(ref.nfev),
+                    "same_x": same,
+                    "ms_zfitlite": 1e3 * t_ours,
+                    "ms_scipy": 1e3 * t_ref,
+                    "ratio": t_ours / t_ref,
+                    "ms_full": 1e3 * t_full,
+                    "full_valid": full.minimize(loss, x0).valid,
+                }
+            )
+    return rows
+
+
+def per_call_costs() -> dict[str, float]:
+    """Microseconds: one value+gradient through the evaluator vs the compiled function alone,
+    and a whole fit from the minimum (fixed cost) vs scipy's own from the minimum."""
+    f, g, h, _, _ = _problems(np)["rosenbrock"]
+    loss = zfitlite.SimpleLoss(f, errordef=1.0, gradient=g, hessian=h, backend="numpy")
+    minimizer = zfitlite.minimize.ScipyBFGS(options={"max_rounds": 1})
+    ev = minimizer.create_evaluator(loss, [1.0, 1.0])
+    ev.maxiter = 10**9
+    x = np.array([0.5, 0.3])
+    n = 5000
+    raw = timeit.timeit(lambda: ev.compiled.value_and_gradient(x), number=n) / n
+    wrapped = timeit.timeit(lambda: ev.value_gradient(x), number=n) / n
+    xm = np.ones(2)
+    fit = min(timeit.repeat(lambda: minimizer.minimize(loss, xm), number=200, repeat=3)) / 200
+    direct = (
+        min(
+            timeit.repeat(
+                lambda: scipy.optimize.minimize(
+                    ev.compiled.value_and_gradient, xm, jac=True, method="BFGS"
+                ),
+                number=200,
+                repeat=3,
+            )
+        )
+        / 200
+    )
+    return {
+        "evaluator_value_gradient_us": 1e6 * wrapped,
+        "compiled_value_gradient_us": 1e6 * raw,
+        "fit_at_minimum_us": 1e6 * fit,
+        "scipy_at_minimum_us": 1e6 * direct,
+    }
+
+
+def main() -> None:
+    rows = run()
+    print(
+        "| backend | problem | minimizer | evaluations (zfitlite / scipy) | same x | "
+        "zfitlite ms | scipy ms | ratio | full fit ms (valid) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(
+            f"| {r['backend']} | {r['problem']} | {r['minimizer']} | {r['nfev_zfitlite']} / "
+            f"{r['nfev_scipy']} | {'yes' if r['same_x'] else 'NO'} | {r['ms_zfitlite']:.3f} | "
+            f"{r['ms_scipy']:.3f} | {r['ratio']:.2f} | {r['ms_full']:.3f} "
+            f"({'valid' if r['full_valid'] else 'invalid'}) |"
+        )
+    print()
+    for backend in ("numpy", "jax"):
+        ratios = np.array([r["ratio"] for r in rows if r["backend"] == backend])
+        print(
+            f"{backend}: ratio median {np.median(ratios):.2f}, geometric mean "
+            f"{np.exp(np.mean(np.log(ratios))):.2f}, max {ratios.max():.2f}, "
+            f"{int(np.sum(ratios < 1.2))}/{ratios.size} below 1.2"
+        )
+    costs = per_call_costs()
+    print(
+        f"\nper call: evaluator value+gradient {costs['evaluator_value_gradient_us']:.1f} us vs "
+        f"{costs['compiled_value_gradient_us']:.1f} us for the compiled function alone; "
+        f"a fit from the minimum {costs['fit_at_minimum_us']:.0f} us vs scipy's "
+        f"{costs['scipy_at_minimum_us']:.0f} us"
+    )
+
+
+if __name__ == "__main__":
+    main()
