@@ -7,6 +7,7 @@ non-finite outputs to the strategy and prints evaluations at verbosity 10.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -122,7 +123,8 @@ class LossEvaluator:
             raise MaximumIterationReached(f"maxiter={self.maxiter} evaluations reached")
 
     def _x(self, x: Any) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+        if type(x) is not np.ndarray or x.dtype != np.float64:
+            x = np.asarray(x, dtype=np.float64)
         if x.shape != (self.n,):
             raise ValueError(
                 f"the evaluator expects {self.n} parameter values, got shape {x.shape}"
@@ -142,21 +144,24 @@ class LossEvaluator:
             ) from exc
 
     def _remember(self, x: np.ndarray, value: float) -> None:
-        self.record.last_x = x.copy()
+        x = x.copy()  # one copy, shared: neither is mutated afterwards
+        self.record.last_x = x
         self.record.last_value = value
         if value < self.best_value:
             self.best_value = value
-            self.best_x = x.copy()
+            self.best_x = x
 
     # -- validation --------------------------------------------------------------------
     def _scalar(self, v: Any, x: np.ndarray) -> float:
         try:
-            return real_scalar(v, f" at x={_fmt(x)}")
+            return real_scalar(v, lambda: f" at x={_fmt(x)}")
         except ValueError as exc:
             raise LossEvaluationError(str(exc)) from None
 
     def _array(self, v: Any, shape: tuple[int | None, ...], what: str, x: np.ndarray) -> np.ndarray:
         arr = np.asarray(v)
+        if arr.dtype == np.float64 and arr.shape == shape:  # the common case, kept cheap
+            return arr
         if arr.dtype.kind == "c":
             raise LossEvaluationError(
                 f"the loss's {what} is complex at x={_fmt(x)}; it must be real"
@@ -171,7 +176,7 @@ class LossEvaluator:
         return arr
 
     def _finite(self, what: str, x: np.ndarray, value: Any) -> Any:
-        if np.all(np.isfinite(value)):
+        if np.isfinite(value).all():
             return value
         return self.strategy.handle_nonfinite(what, x, value, self.record)
 
@@ -184,7 +189,7 @@ class LossEvaluator:
         v = self._scalar(self._call(self.compiled.value, x, "value"), x)
         if self.verbosity >= 10:
             print(f"  eval value   x={_fmt(x)} -> {v!r}")
-        if np.isfinite(v):
+        if math.isfinite(v):
             self._remember(x, v)
             return v
         return float(self._finite("value", x, v))
@@ -200,7 +205,7 @@ class LossEvaluator:
         g = self._array(g, (self.n,), "gradient", x)
         if self.verbosity >= 10:
             print(f"  eval value+gradient x={_fmt(x)} -> {v!r}, {_fmt(g)}")
-        if np.isfinite(v):
+        if math.isfinite(v):
             self._remember(x, v)
         else:
             v = float(self._finite("value", x, v))

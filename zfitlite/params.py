@@ -61,6 +61,9 @@ class Params:
         for arr in (self.values, self.lower, self.upper, self.stepsize):
             arr.setflags(write=False)
         _validate(self)
+        # the bounds never change after construction: answer has_bounds once
+        bounded = bool(np.isfinite(self.lower).any() or np.isfinite(self.upper).any())
+        object.__setattr__(self, "_has_bounds", bounded)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -68,7 +71,7 @@ class Params:
     @property
     def has_bounds(self) -> bool:
         """True when any parameter has a finite lower or upper bound."""
-        return bool(np.any(np.isfinite(self.lower)) or np.any(np.isfinite(self.upper)))
+        return self._has_bounds  # type: ignore[attr-defined]
 
     @property
     def layout(self) -> tuple[str, ...]:
@@ -83,7 +86,7 @@ class Params:
                 f"expected {len(self)} values for the parameters {list(self.names)}, got shape {values.shape}"
             )
         new = object.__new__(Params)
-        for key in ("names", "lower", "upper", "stepsize"):
+        for key in ("names", "lower", "upper", "stepsize", "_has_bounds"):
             object.__setattr__(new, key, getattr(self, key))
         values.setflags(write=False)
         object.__setattr__(new, "values", values)

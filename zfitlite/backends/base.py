@@ -16,12 +16,19 @@ __all__ = ["Backend", "CompiledLoss", "real_scalar"]
 Array = np.ndarray
 
 
-def real_scalar(v: Any, where: str = "") -> float:
+def real_scalar(v: Any, where: str | Callable[[], str] = "") -> float:
     """``v`` as a Python float, or a ValueError saying why a loss value is not a real scalar.
 
-    ``where`` (e.g. ``" at x=[1. 2.]"``) is inserted into the message.
+    ``where`` (e.g. ``" at x=[1. 2.]"``, or a callable returning it, formatted only when
+    the message is needed) is inserted into the message.
     """
+    if type(v) is float or type(v) is np.float64:  # the common case, kept cheap
+        return float(v)
     arr = np.asarray(v)
+    if arr.dtype.kind in "fiub" and arr.size == 1:
+        return float(arr.reshape(()))
+    if callable(where):
+        where = where()
     if arr.dtype.kind == "c":
         raise ValueError(f"the loss returned a complex value {v!r}{where}; it must be real")
     if arr.size != 1:
