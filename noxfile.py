@@ -37,6 +37,6 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks against the peers, plus the slow tests."""
-    session.install("-e", ".[test,jax,iminuit]")
+    session.install("-e", ".[test,bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)
     session.run("pytest", "-m", "slow")
