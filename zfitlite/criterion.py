@@ -60,12 +60,29 @@ def edm(
     if not np.all(np.isfinite(H)):
         return float("inf")
     H = 0.5 * (H + H.T)
-    c = _cholesky(H)
+    try:  # the common case, a positive-definite Hessian: g^T H^-1 g = |L^-1 g|^2
+        y = np.linalg.solve(np.linalg.cholesky(H), g)
+        e = 0.5 * float(y @ y)
+        if np.isfinite(e):
+            return e
+    except np.linalg.LinAlgError:
+        pass
+    c = _cholesky(make_posdef(H)[0])
     if c is None:
-        c = _cholesky(make_posdef(H)[0])
-        if c is None:
-            return float("inf")
+        return float("inf")
     return float(0.5 * g @ scipy.linalg.cho_solve(c, g))
+
+
+def free_mask(x: np.ndarray, g: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Parameters free to move: not on a bound that the gradient pushes against."""
+    return ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)))
+
+
+def bounded_edm(g: np.ndarray, H: np.ndarray, free: np.ndarray) -> float:
+    """EDM over the free parameters (a parameter held by its bound is at its optimum)."""
+    if not free.any():
+        return 0.0
+    return edm(g[free], H[np.ix_(free, free)])
 
 
 class ConvergenceCriterion:

@@ -176,11 +176,13 @@ class FitResult:
 
     @property
     def nfev(self) -> int:
-        return int(self.info.get("nfev", 0))
+        """Evaluations of the loss (for a least-squares loss, of its residuals too), as scipy's."""
+        return int(self.info.get("nfev", 0)) + int(self.info.get("nres", 0))
 
     @property
     def njev(self) -> int:
-        return int(self.info.get("ngrad", 0))
+        """Evaluations of the gradient (for a least-squares loss, of its Jacobian too)."""
+        return int(self.info.get("ngrad", 0)) + int(self.info.get("njac", 0))
 
     @property
     def nit(self) -> int:

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.optimize
 
-from ..criterion import edm, make_posdef
+from ..criterion import bounded_edm, edm, free_mask, make_posdef
 from ..status import Status
 from .base import BaseMinimizer, ScipyProgress, SolverOutput
 
@@ -43,7 +43,6 @@ __all__ = [
     "bounded_edm",
     "bounded_methods",
     "dense_or_none",
-    "fast_edm",
     "free_mask",
     "hessian_directions",
     "measure",
@@ -211,18 +210,6 @@ def onto_bounds(x: np.ndarray, params: Any) -> np.ndarray:
 
 
 # -- the EDM at scipy's answer ----------------------------------------------------------
-def free_mask(x: np.ndarray, g: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Parameters free to move: not on a bound that the gradient pushes against."""
-    return ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)))
-
-
-def bounded_edm(g: np.ndarray, H: np.ndarray, free: np.ndarray) -> float:
-    """EDM over the free parameters (a parameter held by its bound is at its optimum)."""
-    if not free.any():
-        return 0.0
-    return fast_edm(g[free], H[np.ix_(free, free)])
-
-
 @dataclass
 class Measure:
     """The loss, its derivatives and the EDM at one point."""
@@ -242,19 +229,6 @@ class Measure:
         return float(np.max(np.abs(g))) if g.size else 0.0
 
 
-def fast_edm(g: np.ndarray, H: np.ndarray) -> float:
-    """:func:`~zfitlite.criterion.edm`, with a quick path for a positive-definite Hessian."""
-    try:
-        L = np.linalg.cholesky(0.5 * (H + H.T))
-    except np.linalg.LinAlgError:
-        return edm(g, H)
-    if not np.isfinite(L).all():  # cholesky passes NaN and inf through
-        return edm(g, H)
-    y = np.linalg.solve(L, g)
-    e = 0.5 * float(y @ y)
-    return e if np.isfinite(e) else edm(g, H)
-
-
 def measure(evaluator: Any, x: np.ndarray, params: Any, goal: float) -> Measure:
     """Value, gradient, Hessian and EDM at ``x`` (EDM over the parameters free of their bounds)."""
     f, g = evaluator.value_gradient(x)
@@ -264,7 +238,7 @@ def measure(evaluator: Any, x: np.ndarray, params: Any, goal: float) -> Measure:
         e = bounded_edm(g, H, free)
     else:
         free = np.ones(x.size, dtype=bool)
-        e = fast_edm(g, H)
+        e = edm(g, H)
     return Measure(x=x, f=float(f), g=g, H=H, edm=e, goal=goal, free=free)
 
 
@@ -541,6 +515,20 @@ class ScipyMethod:
 
 _TRUST = {"gtol": 1e-4, "initial_trust_radius": 1.0, "max_trust_radius": 1000.0, "eta": 0.15}
 
+
+def _trust_region(name: str, **extra: Any) -> ScipyMethod:
+    """The table entry of a trust-region method on the exact Hessian (scipy requires it)."""
+    return ScipyMethod(
+        name,
+        {**_TRUST, **extra},
+        {"gtol": "grad"},
+        gradient=True,
+        hessian=True,
+        hessian_required=True,
+        start=_start_trust_radius,
+    )
+
+
 #: Every method of :func:`scipy.optimize.minimize`, keyed by its lower-case name.
 METHODS: dict[str, ScipyMethod] = {
     m.name.lower(): m
@@ -608,42 +596,10 @@ METHODS: dict[str, ScipyMethod] = {
             # TNC resets an accuracy at or below eps to sqrt(eps)
             floor={"accuracy": 2.0 * EPS},
         ),
-        ScipyMethod(
-            "trust-ncg",
-            dict(_TRUST),
-            {"gtol": "grad"},
-            gradient=True,
-            hessian=True,
-            hessian_required=True,
-            start=_start_trust_radius,
-        ),
-        ScipyMethod(
-            "trust-krylov",
-            {**_TRUST, "inexact": True},
-            {"gtol": "grad"},
-            gradient=True,
-            hessian=True,
-            hessian_required=True,
-            start=_start_trust_radius,
-        ),
-        ScipyMethod(
-            "dogleg",
-            dict(_TRUST),
-            {"gtol": "grad"},
-            gradient=True,
-            hessian=True,
-            hessian_required=True,
-            start=_start_trust_radius,
-        ),
-        ScipyMethod(
-            "trust-exact",
-            dict(_TRUST),
-            {"gtol": "grad"},
-            gradient=True,
-            hessian=True,
-            hessian_required=True,
-            start=_start_trust_radius,
-        ),
+        _trust_region("trust-ncg"),
+        _trust_region("trust-krylov", inexact=True),
+        _trust_region("dogleg"),
+        _trust_region("trust-exact"),
         ScipyMethod(
             "Powell",
             {"xtol": 1e-4, "ftol": 1e-4},

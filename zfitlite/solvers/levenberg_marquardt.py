@@ -26,7 +26,7 @@ import scipy.linalg
 
 from ..backends import get_backend
 from ..backends.ops import numpy_ops
-from ..criterion import edm
+from ..criterion import bounded_edm, free_mask
 from ..exceptions import MaximumIterationReached
 from ..status import Status
 from .base import BaseMinimizer, IterationState, SolverOutput
@@ -89,18 +89,6 @@ def damped_step(g: np.ndarray, H: np.ndarray, lam: float) -> np.ndarray | None:
         return None
     h = -scipy.linalg.cho_solve(c, g)
     return h if np.all(np.isfinite(h)) else None
-
-
-def free_mask(x: np.ndarray, g: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Parameters free to move: not on a bound that the gradient pushes against."""
-    return ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)))
-
-
-def bounded_edm(g: np.ndarray, H: np.ndarray, free: np.ndarray) -> float:
-    """EDM over the free parameters (a parameter held by its bound is at its optimum)."""
-    if not free.any():
-        return 0.0
-    return edm(g[free], H[np.ix_(free, free)])
 
 
 def bounded_step(g: np.ndarray, H: np.ndarray, lam: float, free: np.ndarray) -> np.ndarray | None:

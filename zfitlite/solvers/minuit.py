@@ -30,10 +30,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..criterion import bounded_edm
 from ..exceptions import BackendNotAvailable
 from ..status import Status
 from .base import BaseMinimizer, IterationState, SolverOutput
-from .levenberg_marquardt import bounded_edm
 
 __all__ = ["Minuit"]
 

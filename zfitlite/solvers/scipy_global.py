@@ -114,28 +114,6 @@ class BaseGlobalMinimizer(BaseMinimizer):
         super().__init_subclass__(**kwargs)
         cls._OPTIONS = {**cls._SEARCH_OPTIONS, "polish": True}
 
-    def __init__(
-        self,
-        tol: float | None = None,
-        verbosity: int | None = None,
-        options: dict | None = None,
-        maxiter: int | str | None = None,
-        criterion: Any = None,
-        strategy: Any = None,
-        name: str | None = None,
-        callback: Any = None,
-    ) -> None:
-        super().__init__(
-            tol=tol,
-            verbosity=verbosity,
-            criterion=criterion,
-            strategy=strategy,
-            maxiter=maxiter,
-            name=name,
-            options=options,
-            callback=callback,
-        )
-
     # -- what a subclass provides --------------------------------------------------------
     def _search_budget(self, n: int) -> int:
         """Evaluations the search may need with these options (``maxiter="auto"``)."""
