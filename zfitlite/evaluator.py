@@ -77,7 +77,10 @@ class LossEvaluator:
         self.best_x: np.ndarray = params.values.copy()
         self.best_value = float("inf")
         self.record = NonFiniteRecord(errordef=self.errordef)
+        self.last_value_gradient: tuple[np.ndarray, float, np.ndarray] | None = None
         self._budget_on = True
+        self._calls = 0  # all kinds together, for the budget (ncalls adds the counters up)
+        self._quiet = False
 
     # -- bookkeeping -------------------------------------------------------------------
     @property
@@ -111,6 +114,7 @@ class LossEvaluator:
         """Account for evaluations a compiled solver made on its own (and its best point)."""
         self.nres += nres
         self.njac += njac
+        self._calls += nres + njac
         if x is not None and np.isfinite(value):
             self._remember(np.asarray(x, dtype=np.float64), float(value))
 
@@ -118,9 +122,18 @@ class LossEvaluator:
         """Context manager: evaluations inside do not hit ``maxiter`` (final EDM, Hesse)."""
         return _Unbudgeted(self)
 
-    def _spend(self) -> None:
-        if self._budget_on and self.ncalls >= self.maxiter:
+    def silenced(self) -> _Silenced:
+        """Context manager for a whole solve: numpy's floating-point warnings off once.
+
+        Floating-point trouble surfaces as NaN/inf and goes to the strategy, not as
+        warnings; inside, the evaluator skips setting that up on every call.
+        """
+        return _Silenced(self)
+
+    def _spend(self, k: int = 1) -> None:
+        if self._budget_on and self._calls >= self.maxiter:
             raise MaximumIterationReached(f"maxiter={self.maxiter} evaluations reached")
+        self._calls += k
 
     def _x(self, x: Any) -> np.ndarray:
         if type(x) is not np.ndarray or x.dtype != np.float64:
@@ -133,6 +146,8 @@ class LossEvaluator:
 
     def _call(self, fn: Callable, x: np.ndarray, what: str) -> Any:
         try:
+            if self._quiet:
+                return fn(x.copy())
             # floating-point trouble surfaces as NaN/inf and goes to the strategy, not as warnings
             with np.errstate(all="ignore"):
                 return fn(x.copy())
@@ -197,7 +212,7 @@ class LossEvaluator:
     def value_gradient(self, x: Any) -> tuple[float, np.ndarray]:
         """Value and gradient at ``x``."""
         x = self._x(x)
-        self._spend()
+        self._spend(2)
         self.nfev += 1
         self.ngrad += 1
         v, g = self._call(self.compiled.value_and_gradient, x, "value and gradient")
@@ -207,9 +222,23 @@ class LossEvaluator:
             print(f"  eval value+gradient x={_fmt(x)} -> {v!r}, {_fmt(g)}")
         if math.isfinite(v):
             self._remember(x, v)
+            if np.isfinite(g).all():
+                # kept for the final EDM: a solver's last point is usually one it evaluated
+                self.last_value_gradient = (self.record.last_x, v, g.copy())
+                return v, g
         else:
             v = float(self._finite("value", x, v))
         return v, self._finite("gradient", x, g)
+
+    def value_gradient_reusing(self, x: Any) -> tuple[float, np.ndarray]:
+        """:meth:`value_gradient`, without a new call when the last one was at ``x``.
+
+        For the EDM at a solver's answer: gradient solvers usually evaluated it last.
+        """
+        last = self.last_value_gradient
+        if last is not None and np.array_equal(last[0], x):
+            return last[1], last[2].copy()
+        return self.value_gradient(x)
 
     def gradient(self, x: Any) -> np.ndarray:
         """Gradient at ``x``."""
@@ -258,6 +287,22 @@ class LossEvaluator:
         return self._array(
             self._call(self.compiled.jacobian, x, "jacobian"), (None, self.n), "jacobian", x
         )
+
+
+class _Silenced:
+    def __init__(self, ev: LossEvaluator) -> None:
+        self.ev = ev
+        self.errstate = np.errstate(all="ignore")
+        self.prev = False
+
+    def __enter__(self) -> LossEvaluator:
+        self.errstate.__enter__()
+        self.prev, self.ev._quiet = self.ev._quiet, True
+        return self.ev
+
+    def __exit__(self, *exc: object) -> None:
+        self.ev._quiet = self.prev
+        self.errstate.__exit__(*exc)
 
 
 class _Unbudgeted:

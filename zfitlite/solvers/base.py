@@ -322,7 +322,8 @@ class BaseMinimizer(GraphCachable):
             )
         start = time.perf_counter()
         try:
-            out = self._minimize(evaluator, criterion, p, init)
+            with evaluator.silenced():
+                out = self._minimize(evaluator, criterion, p, init)
         except MaximumIterationReached:
             out = self._fallback(evaluator, Status.MAXITER)
         except FailMinimizeNaN as exc:
@@ -396,7 +397,7 @@ class BaseMinimizer(GraphCachable):
         if e is None or g is None:
             try:
                 with evaluator.unbudgeted():
-                    fmin, g = evaluator.value_gradient(out.x)
+                    fmin, g = evaluator.value_gradient_reusing(out.x)
                     H = evaluator.hessian(out.x)
                 e = edm(g, H)
             except (FailMinimizeNaN, LossEvaluationError, ValueError, np.linalg.LinAlgError) as exc:
