@@ -108,15 +108,20 @@ class FitResult:
             )
         self.minimizer_info = dict(minimizer_info)
         self._covariances: dict[str, np.ndarray] = {}
-        at_limit = params.at_limit(params.values)
+        at_limit = (
+            params.at_limit(params.values).tolist()
+            if params.has_bounds
+            else [False] * len(params.names)
+        )
         self.params: dict[str, dict[str, Any]] = {
-            name: {
-                "value": float(params.values[i]),
-                "lower": float(params.lower[i]),
-                "upper": float(params.upper[i]),
-                "at_limit": bool(at_limit[i]),
-            }
-            for i, name in enumerate(params.names)
+            name: {"value": value, "lower": lower, "upper": upper, "at_limit": limit}
+            for name, value, lower, upper, limit in zip(
+                params.names,
+                params.values.tolist(),
+                params.lower.tolist(),
+                params.upper.tolist(),
+                at_limit,
+            )
         }
 
     # -- basic views ---------------------------------------------------------------------
