@@ -137,7 +137,7 @@ def test_no_rerun_but_an_honest_result():
 def test_logger_gets_the_formatted_report_with_problem_id():
     seen = []
     loss = zfitlite.SimpleLoss(nll(np), errordef=0.5, backend="numpy", name="subject-17")
-    result = ScipyMinimize(options={"maxiter": 1}, logger=seen.append).minimize(loss, [0.0, 1.0])
+    result = ScipyMinimize(options={"maxiter": 1}, logger=seen.append).minimize(loss, [-2.0, 4.0])
     assert result.status is Status.MAXITER and not result.valid
     assert "Maximum number of iterations" in result.message
     assert seen == [f"<!> subject-17:\n{pprint.pformat(result.info['original'])}"]
@@ -146,13 +146,26 @@ def test_logger_gets_the_formatted_report_with_problem_id():
     fmt = "{problem_id} failed after {optimization_result_obj.nit} iteration(s)"
     ScipyMinimize(
         options={"maxiter": 1}, logger=seen.append, format_convergence_issues=fmt
-    ).minimize(loss, [0.0, 1.0], problem_id="member-3")
+    ).minimize(loss, [-2.0, 4.0], problem_id="member-3")
     assert seen == ["member-3 failed after 1 iteration(s)"]
     # an unnamed loss is "problem"
     seen.clear()
     unnamed = zfitlite.SimpleLoss(nll(np), errordef=0.5, backend="numpy")
-    ScipyMinimize(options={"maxiter": 1}, logger=seen.append).minimize(unnamed, [0.0, 1.0])
+    ScipyMinimize(options={"maxiter": 1}, logger=seen.append).minimize(unnamed, [-2.0, 4.0])
     assert seen[0].startswith("<!> problem:\n")
+
+
+def test_our_edm_decides_when_scipy_complains():
+    """zfit's rule: scipy's maxiter at a point whose EDM is below the goal is converged,
+    and scipy's complaint still reaches the logger and the message."""
+    seen = []
+    loss = zfitlite.SimpleLoss(nll(np), errordef=0.5, backend="numpy", name="subject-18")
+    result = ScipyMinimize(options={"maxiter": 1}, logger=seen.append).minimize(loss, [0.0, 1.0])
+    assert not result.info["scipy_success"]
+    assert result.status is Status.CONVERGED and result.valid
+    assert result.edm < 0.5e-3
+    assert "scipy's Powell reported: Maximum number of iterations" in result.message
+    assert seen and seen[0].startswith("<!> subject-18:\n")
 
 
 def test_default_logger_prints_unless_bfgs(capsys):

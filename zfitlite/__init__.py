@@ -12,6 +12,7 @@ True
 """
 
 from . import loss, minimize
+from .batch import BatchFitResult, minimize_batch
 from .cache import GraphCachable
 from .exceptions import BackendNotAvailable, FailMinimizeNaN, MaximumIterationReached, ZfitliteError
 from .loss import LeastSquares, SimpleLoss
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendNotAvailable",
+    "BatchFitResult",
     "FailMinimizeNaN",
     "FitResult",
     "GraphCachable",
@@ -35,4 +37,5 @@ __all__ = [
     "__version__",
     "loss",
     "minimize",
+    "minimize_batch",
 ]

@@ -20,7 +20,7 @@ from .params import Params, make_params
 
 __all__ = ["BaseLoss", "LeastSquares", "SimpleLoss", "as_loss"]
 
-_VALID_BACKENDS = ("auto", "numpy", "jax")
+_VALID_BACKENDS = ("auto", "numpy", "jax", "tensorflow")
 _ERRORDEF_HELP = (
     "set it on the function, e.g. `loss.errordef = 0.5` for a negative log-likelihood or "
     "`loss.errordef = 1.0` for a chi-square, or wrap it: SimpleLoss(func, errordef=0.5)"
@@ -127,9 +127,10 @@ class SimpleLoss(BaseLoss):
         ``func.errordef`` when not given; one of the two is required.
     gradient, hessian : callable, optional
         Exact derivatives. Without them the backend provides them (autodiff for JAX,
-        numerical differences for numpy).
-    backend : {"auto", "numpy", "jax"}
-        ``"auto"`` picks JAX when ``func`` traces under JAX.
+        GradientTape for TensorFlow, numerical differences for numpy).
+    backend : {"auto", "numpy", "jax", "tensorflow"}
+        ``"auto"`` picks JAX when ``func`` traces under JAX, else TensorFlow when
+        tensorflow is imported and ``func`` returns a ``tf.Tensor``, else numpy.
     name : str, optional
         Used in reports (``problem_id``).
     """
@@ -198,10 +199,11 @@ class LeastSquares(BaseLoss):
     params : optional
         The loss's parameters (see :func:`~zfitlite.params.make_params`).
     jacobian : callable, optional
-        ``jacobian(x, *args) -> (m, n) array``; otherwise from JAX or finite differences.
+        ``jacobian(x, *args) -> (m, n) array``; otherwise from JAX or TensorFlow
+        autodiff, or finite differences.
     errordef : float, default 1.0
         1.0 when the residuals are normalised by their uncertainties (a chi-square).
-    backend : {"auto", "numpy", "jax"}
+    backend : {"auto", "numpy", "jax", "tensorflow"}
     name : str, optional
     args : tuple of arrays, optional
         Data passed to ``residuals`` after ``x``. Keeping data out of the function's
@@ -359,6 +361,11 @@ def as_loss(obj: Any) -> BaseLoss:
     """
     if isinstance(obj, BaseLoss):
         return obj
+    from .adapters import adapt_external  # zfit losses, iminuit costs (imports neither)
+
+    adapted = adapt_external(obj)
+    if adapted is not None:
+        return adapted
     if callable(obj):
         if getattr(obj, "errordef", None) is None:
             name = getattr(obj, "__name__", type(obj).__name__)

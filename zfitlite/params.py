@@ -277,6 +277,8 @@ def make_params(params: Any, loss: Any = None, init: Any = None) -> Params:
         The user's parameters (see the module docstring for the forms).
     loss : optional
         A loss that may know its parameters (attribute ``params``), used when ``params`` is None.
+        A loss with a ``complete_params(Params) -> Params`` method (zfit losses, iminuit
+        costs) gets the final say: it names, orders and bounds the parameters as it knows them.
     init : FitResult, optional
         A previous result: when ``params`` is None its layout and values are the start;
         when ``params`` is given, its values win and ``init`` only contributes step sizes
@@ -335,6 +337,11 @@ def make_params(params: Any, loss: Any = None, init: Any = None) -> Params:
         )
     if init is not None and params is not None:
         result = _stepsize_from_init(result, init)
+    # losses that name their own parameters (zfit losses, iminuit costs) rename, reorder
+    # and bound the user's values to match them
+    complete = getattr(loss, "complete_params", None)
+    if callable(complete):
+        result = complete(result)
     return result
 
 

@@ -427,7 +427,11 @@ class FitResult:
         return errors, newer if newer is not None else new
 
     def update_params(self) -> FitResult:
-        """Store the fitted values as the loss's parameter values (when the loss has parameters)."""
+        """Store the fitted values as the loss's parameter values (when the loss has parameters).
+
+        For a zfit loss (:class:`~zfitlite.adapters.ZfitLossAdapter`) this sets the zfit
+        parameters' values: assigning ``loss.params`` writes them through to zfit.
+        """
         loss = self.loss
         if loss is not None and isinstance(getattr(loss, "params", None), Params):
             if loss.params.names == self.params_spec.names:

@@ -1,7 +1,7 @@
 """Backends behind one small interface (:class:`~zfitlite.backends.base.Backend`).
 
-``numpy`` is always available; ``jax`` (and ``tensorflow``, its own issue) are imported
-lazily, only when a loss needs them.
+``numpy`` is always available; ``jax`` and ``tensorflow`` are imported lazily, only when a
+loss needs them (tensorflow is never imported just to detect a backend).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from .numpy_backend import NumpyBackend
 
 __all__ = ["BACKEND_NAMES", "Backend", "CompiledLoss", "detect_backend", "get_backend"]
 
-BACKEND_NAMES = ("numpy", "jax")
+BACKEND_NAMES = ("numpy", "jax", "tensorflow")
 _INSTANCES: dict[str, Backend] = {}
 
 
 def get_backend(name: str) -> Backend:
-    """Return the backend called ``name`` (``"numpy"`` or ``"jax"``).
+    """Return the backend called ``name`` (``"numpy"``, ``"jax"`` or ``"tensorflow"``).
 
     Raises
     ------
@@ -35,11 +35,15 @@ def get_backend(name: str) -> Backend:
     if name not in _INSTANCES:
         if name == "numpy":
             _INSTANCES[name] = NumpyBackend()
-        else:
+        elif name == "jax":
             from .jax_backend import JaxBackend, import_jax
 
             import_jax()
             _INSTANCES[name] = JaxBackend()
+        else:
+            from .tf_backend import TensorFlowBackend
+
+            _INSTANCES[name] = TensorFlowBackend()
     return _INSTANCES[name]
 
 
@@ -52,13 +56,21 @@ def detect_backend(func: Callable, n: int) -> Backend:
     """Pick the backend for ``func`` with ``backend="auto"``.
 
     JAX when jax is installed and ``func`` traces under it for an input of size ``n``;
-    numpy otherwise.
+    else TensorFlow when tensorflow is already imported (it is never imported here) and
+    ``func`` traces in graph mode and returns a ``tf.Tensor``; numpy otherwise.
     """
     if jax_available():
         try:
             jax_backend = get_backend("jax")
         except BackendNotAvailable:  # pragma: no cover
-            return get_backend("numpy")
-        if jax_backend.traceable(func, n):
+            jax_backend = None
+        if jax_backend is not None and jax_backend.traceable(func, n):
             return jax_backend
+    if sys.modules.get("tensorflow") is not None:
+        try:
+            tf_backend = get_backend("tensorflow")
+        except BackendNotAvailable:  # pragma: no cover - a broken installation
+            tf_backend = None
+        if tf_backend is not None and tf_backend.traceable(func, n):
+            return tf_backend
     return get_backend("numpy")

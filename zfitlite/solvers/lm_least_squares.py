@@ -87,6 +87,7 @@ class LSQSettings(NamedTuple):
     max_reject: float  # consecutive rejected steps before giving up
     factor: float  # initial trust radius, relative to ||D x0||
     geodesic_alpha: float  # acceleration accepted when 2 ||D a|| / ||D v|| <= alpha
+    nobs: float = -1.0  # observed residuals for the EDM goal's s^2 (< 0: all of them)
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,9 +129,22 @@ class LSQState(NamedTuple):
 
 
 def lsq_goal(xp: Any, tol_errordef: Any, f: Any, m: int, n: int) -> Any:
-    """The EDM goal ``tol * errordef * min(1, s^2)`` with ``s^2 = F / (m - n)``."""
-    dof = m - n if m > n else max(m, 1)
+    """The EDM goal ``tol * errordef * min(1, s^2)`` with ``s^2 = F / (m - n)``.
+
+    ``m`` may be an array (the observed residuals of one member of a batch).
+    """
+    if isinstance(m, (int, np.integer)):
+        dof = m - n if m > n else max(m, 1)
+    else:
+        dof = xp.where(m > n, m - n, xp.maximum(m, 1))
     return tol_errordef * xp.minimum(1.0, f / dof)
+
+
+def _observed(xp: Any, cfg: LSQSettings, m: int) -> Any:
+    """The number of observed residuals: ``cfg.nobs`` when set, else ``m``."""
+    if isinstance(cfg.nobs, (int, float)) and cfg.nobs < 0:
+        return m
+    return xp.where(cfg.nobs >= 0, cfg.nobs, m)
 
 
 def _factorise(ops: ArrayOps, x: Any, r: Any, J: Any, D: Any, lower: Any, upper: Any) -> tuple:
@@ -258,7 +272,7 @@ def _check_done(ops: ArrayOps, st: LSQState, cfg: LSQSettings) -> Any:
     """The status after a step: RUNNING, CONVERGED, MAXITER or NO_STEP."""
     xp = ops.xp
     m, n = st.J.shape
-    goal = lsq_goal(xp, cfg.tol_errordef, st.f, m, n)
+    goal = lsq_goal(xp, cfg.tol_errordef, st.f, _observed(xp, cfg, m), n)
     xnorm = xp.sqrt(xp.sum((st.D * st.x) ** 2))
     # the Gauss-Newton step from here, relative to x: below xtol it hardly changes a digit
     valid = _significant(st.s)
@@ -506,7 +520,7 @@ def finish_status(st: LSQOutcome, cfg: LSQSettings) -> Status:
     status = Status(int(st.status))
     if status is Status.NO_STEP:
         m, n = np.shape(st.J)
-        goal = float(lsq_goal(np, cfg.tol_errordef, st.f, m, n))
+        goal = float(lsq_goal(np, cfg.tol_errordef, st.f, _observed(np, cfg, m), n))
         if st.edm < goal or st.edm < cfg.tol_errordef:
             status = Status.CONVERGED
     return status

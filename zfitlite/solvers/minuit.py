@@ -72,12 +72,19 @@ def _has_exact_gradient(evaluator: Any) -> bool:
 
 @contextmanager
 def _minuit_warnings(store: list[str]) -> Iterator[None]:
-    """Record iminuit's warnings in ``store``; let every other warning through unchanged."""
+    """Record iminuit's warnings in ``store``; let every other warning through unchanged.
+
+    Only iminuit's own warnings get an "always" filter; the others meet the filters in
+    force where they are raised (so an "error" or a module-based "ignore" still applies),
+    and those that would have been shown are shown after the block.
+    """
+    from iminuit.warnings import IMinuitWarning
+
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", IMinuitWarning)
         yield
     for w in caught:
-        if w.category.__module__.startswith("iminuit"):
+        if issubclass(w.category, IMinuitWarning):
             store.append(f"{w.category.__name__}: {w.message}")
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -1,0 +1,429 @@
+"""minimize_batch: vectorised fits of many data sets, executors, missing data, results."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import zfitlite
+from zfitlite import BatchFitResult, LeastSquares, Status, minimize_batch
+from zfitlite.minimize import LevenbergMarquardt, ScipyBFGS
+from zfitlite.testing import batch as problems
+
+TOL = 1e-10
+#: One chunk size for the tests on the decay data (12 points): one compiled program for most.
+CHUNK = 32
+
+
+@pytest.fixture(scope="module")
+def decay():
+    return problems.decay_data(24, npoints=(5, 12), missing=0.15, seed=3)
+
+
+def single_fit(t, y, x0, tol=TOL):
+    """The reference: one LevenbergMarquardt fit of one member, missing points dropped."""
+    loss = LeastSquares.from_data(problems.decay_model, t, y, backend="numpy")
+    return LevenbergMarquardt(tol=tol).minimize(loss, x0)
+
+
+def test_each_member_agrees_with_a_single_fit(decay):
+    t, y = decay["t"], decay["y"]
+    res = minimize_batch(
+        LevenbergMarquardt(tol=TOL), LeastSquares(problems.decay_residuals), [1.0, 1.0], (t, y)
+    )
+    assert isinstance(res, BatchFitResult)
+    assert res.info["method"] == "lm" and res.info["backend"] == "jax"
+    assert res.valid.all(), str(res)
+    for i in range(len(res)):
+        ref = single_fit(t[i], y[i], [1.0, 1.0])
+        assert ref.valid
+        np.testing.assert_allclose(res.x[i], ref.x, rtol=1e-8)
+        assert res.fmin[i] == pytest.approx(ref.fmin, rel=1e-8)
+        assert res.niter[i] == ref.info["niter"]
+        # uncertainties: the member's own covariance, errordef-aware
+        np.testing.assert_allclose(
+            res[i].covariance(method="approx"), ref.covariance(method="approx"), rtol=1e-6
+        )
+        assert res.nobs[i] == np.isfinite(y[i]).sum()
+
+
+def test_straight_line_matches_the_analytic_solution():
+    rng = np.random.default_rng(5)
+    x = np.tile(np.linspace(-1.0, 2.0, 9), (30, 1))
+    y = 0.5 + 2.0 * x + rng.normal(0.0, 0.1, x.shape)
+    res = minimize_batch(
+        LevenbergMarquardt(tol=TOL), LeastSquares(problems.line_residuals), [0.0, 0.0], (x, y)
+    )
+    assert res.valid.all()
+    for i in range(30):
+        A = np.column_stack([np.ones(9), x[i]])
+        coef = np.linalg.lstsq(A, y[i], rcond=None)[0]
+        np.testing.assert_allclose(res.x[i], coef, rtol=1e-9, atol=1e-12)
+        # chi-square with unit sigma: covariance (A^T A)^-1, errors from hesse()
+        cov = np.linalg.inv(A.T @ A)
+        np.testing.assert_allclose(res[i].covariance(), cov, rtol=1e-9)
+        if i < 2:  # exact Hessian of the member's loss (compiles per member: two are enough)
+            errs = res[i].hesse()
+            np.testing.assert_allclose(
+                [errs["p0"]["error"], errs["p1"]["error"]], np.sqrt(np.diag(cov)), rtol=1e-6
+            )
+    np.testing.assert_allclose(res.errors()[3], np.sqrt(np.diag(cov)), rtol=1e-9)
+
+
+def test_shared_and_per_member_starts(decay):
+    t, y = decay["t"][:8], decay["y"][:8]
+    lm = LevenbergMarquardt(tol=TOL)
+    loss = LeastSquares(problems.decay_residuals)
+    shared = minimize_batch(lm, loss, [1.0, 1.0], (t, y), chunk_size=CHUNK)
+    same = minimize_batch(lm, loss, np.tile([1.0, 1.0], (8, 1)), (t, y), chunk_size=CHUNK)
+    np.testing.assert_array_equal(shared.x, same.x)
+    starts = decay["params"][:8] * 1.1
+    per = minimize_batch(lm, loss, starts, (t, y), chunk_size=CHUNK)
+    np.testing.assert_allclose(per.x, shared.x, rtol=1e-7)
+    for i in (0, 5):
+        np.testing.assert_allclose(per.x[i], single_fit(t[i], y[i], starts[i]).x, rtol=1e-8)
+
+
+def test_nan_masking_equals_dropping_the_points():
+    rng = np.random.default_rng(9)
+    t = np.linspace(0.0, 4.0, 12)
+    y = 2.0 * np.exp(-0.6 * t) + rng.normal(0.0, 0.02, 12)
+    y_nan = y.copy()
+    y_nan[[2, 5, 7, 10]] = np.nan
+    keep = np.isfinite(y_nan)
+    lm = LevenbergMarquardt(tol=TOL)
+    masked = minimize_batch(
+        lm,
+        LeastSquares(problems.decay_residuals),
+        [1.0, 1.0],
+        (t[None], y_nan[None]),
+        chunk_size=CHUNK,
+    )
+    # the points dropped, fitted on the eager numpy path
+    dropped = minimize_batch(
+        lm, LeastSquares(problems.decay_residuals_numpy), [1.0, 1.0], (t[keep][None], y[keep][None])
+    )
+    assert dropped.info["method"] == "each"
+    np.testing.assert_allclose(masked.x, dropped.x, rtol=1e-9)
+    assert masked.fmin[0] == pytest.approx(dropped.fmin[0], rel=1e-9)
+    assert masked.nobs[0] == 8 == dropped.nobs[0]
+    assert masked.niter[0] == dropped.niter[0]
+    np.testing.assert_allclose(masked.errors(), dropped.errors(), rtol=1e-7)
+
+
+def test_per_member_failures_are_statuses(decay):
+    t, y = decay["t"][:6].copy(), decay["y"][:6].copy()
+    y[1] = np.nan  # nothing observed
+    y[2, 1:] = np.nan  # one point for two parameters
+    x0 = np.tile([1.0, 1.0], (6, 1))
+    x0[3] = [np.nan, 1.0]  # a NaN start
+    res = minimize_batch(
+        LevenbergMarquardt(tol=TOL),
+        LeastSquares(problems.decay_residuals),
+        x0,
+        (t, y),
+        chunk_size=CHUNK,
+    )
+    assert list(res.valid) == [True, False, False, False, True, True]
+    assert res.status[1] == res.status[2] == Status.SINGULAR
+    assert "every observation" in res[1].message
+    assert "only 1 observed point(s) for 2 parameters" in res[2].message
+    assert res.status[3] == Status.NONFINITE and "start value" in res[3].message
+    # maxiter is a per-member status too
+    short = minimize_batch(
+        LevenbergMarquardt(tol=TOL, maxiter=4),
+        LeastSquares(problems.decay_residuals),
+        x0,
+        (t, y),
+        chunk_size=CHUNK,
+    )
+    assert (short.status[[0, 4, 5]] == Status.MAXITER).all()
+    assert not short.valid.any()
+
+
+def test_converged_members_stop_changing():
+    """Under vmap the loop runs until the slowest member ends; the others keep their counts."""
+    t = np.tile(np.linspace(0.0, 4.0, 12), (3, 1))
+    y = 2.0 * np.exp(-0.7 * t)
+    starts = np.array([[2.0, 0.7], [1.0, 1.0], [30.0, 8.0]])  # on, near and far from it
+    lm = LevenbergMarquardt(tol=TOL)
+    loss = LeastSquares(problems.decay_residuals)
+    together = minimize_batch(lm, loss, starts, (t, y), chunk_size=CHUNK)
+    # each member alone (three copies of it: the same compiled program)
+    alone = [
+        minimize_batch(lm, loss, np.tile(starts[i], (3, 1)), (t, y), chunk_size=CHUNK)
+        for i in range(3)
+    ]
+    assert together.niter[0] < together.niter[1] < together.niter[2]
+    for i in range(3):
+        assert together.niter[i] == alone[i].niter[0]
+        assert together[i].info["nres"] == alone[i][0].info["nres"]
+        np.testing.assert_array_equal(together.x[i], alone[i].x[0])
+
+
+def test_the_compiled_batch_solve_is_reused():
+    calls = []
+
+    def residuals(p, t, y):
+        calls.append(1)
+        return y - p[0] * jnp.exp(-p[1] * t)
+
+    data = problems.decay_data(16, npoints=(6, 10), seed=1)
+    lm = LevenbergMarquardt(tol=1e-8)
+    first = minimize_batch(lm, LeastSquares(residuals), [1.0, 1.0], (data["t"], data["y"]))
+    traced = len(calls)
+    assert traced > 0
+    other = problems.decay_data(16, npoints=(6, 10), seed=2)
+    second = minimize_batch(
+        LevenbergMarquardt(tol=1e-8), LeastSquares(residuals), [1.0, 1.0], (other["t"], other["y"])
+    )
+    assert len(calls) == traced  # no new trace
+    assert first.valid.all() and second.valid.all()
+    assert not np.allclose(first.x, second.x)
+
+
+def test_bfgs_on_a_scalar_loss_matches_the_analytic_minimum():
+    rng = np.random.default_rng(2)
+    samples = rng.normal(1.5, 2.0, (10, 40))
+    res = minimize_batch(ScipyBFGS(tol=1e-8), problems.gaussian_nll, [0.0, 0.0], (samples,))
+    assert res.info["method"] == "bfgs"
+    assert res.valid.all(), str(res)
+    np.testing.assert_allclose(res.x[:, 0], samples.mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(res.x[:, 1], np.log(samples.std(axis=1)), rtol=1e-6)
+    # errordef 0.5: the error on the mean is sigma / sqrt(n)
+    errs = res[0].hesse(method="approx")
+    assert errs["p0"]["error"] == pytest.approx(samples[0].std() / np.sqrt(40), rel=1e-5)
+    assert res.nobs[0] == -1
+
+
+def test_bfgs_on_least_squares_agrees_with_lm(decay):
+    t, y = decay["t"][:6], decay["y"][:6]
+    loss = LeastSquares(problems.decay_residuals)
+    bfgs = minimize_batch(ScipyBFGS(tol=1e-10), loss, [1.0, 1.0], (t, y))
+    lm = minimize_batch(LevenbergMarquardt(tol=TOL), loss, [1.0, 1.0], (t, y))
+    assert bfgs.valid.all(), str(bfgs)
+    np.testing.assert_allclose(bfgs.x, lm.x, rtol=1e-5)
+
+
+def test_numpy_loss_falls_back_to_one_fit_per_member(decay):
+    t, y = decay["t"][:5], decay["y"][:5]
+    lm = LevenbergMarquardt(tol=TOL)
+    res = minimize_batch(lm, LeastSquares(problems.decay_residuals_numpy), [1.0, 1.0], (t, y))
+    assert res.info["method"] == "each" and res.info["backend"] == "numpy"
+    assert res.valid.all()
+    for i in range(5):
+        np.testing.assert_allclose(res.x[i], single_fit(t[i], y[i], [1.0, 1.0]).x, rtol=1e-7)
+        assert res[i].info["backend"] == "numpy"
+    assert res.nobs.tolist() == np.isfinite(y).sum(axis=1).tolist()
+
+
+def test_result_arrays_indexing_iteration_and_summary(decay):
+    t, y = decay["t"][:5], decay["y"][:5].copy()
+    y[4] = np.nan
+    ids = ["a", "b", "c", "d", "e"]
+    res = minimize_batch(
+        LevenbergMarquardt(),
+        LeastSquares(problems.decay_residuals),
+        [1.0, 1.0],
+        (t, y),
+        ids=ids,
+        chunk_size=CHUNK,
+    )
+    assert len(res) == 5 and res.ids == ids
+    assert res.x.shape == (5, 2)
+    for name in ("fmin", "edm", "valid", "niter", "status"):
+        assert getattr(res, name).shape == (5,)
+    members = list(res)
+    assert [m.info["id"] for m in members] == ids
+    assert res[-1] is res[4] is res.by_id("e")
+    assert isinstance(res[0], zfitlite.FitResult) and res[0].valid
+    np.testing.assert_array_equal(res[1].x, res.x[1])
+    with pytest.raises(IndexError):
+        res[5]
+    text = str(res)
+    assert "5 member(s), 4 valid, 1 invalid" in text
+    assert "CONVERGED 4" in text and "SINGULAR 1" in text and "'e'" in text
+    assert res.status_counts() == {"CONVERGED": 4, "SINGULAR": 1}
+    # members pickle (plain data)
+    again = pickle.loads(pickle.dumps(res[0]))
+    np.testing.assert_array_equal(again.x, res.x[0])
+
+
+def test_bad_input_is_reported():
+    lm = LevenbergMarquardt()
+    t = np.ones((3, 4))
+    loss = LeastSquares(problems.decay_residuals)
+    with pytest.raises(ValueError, match="leading"):
+        minimize_batch(lm, loss, [1.0, 1.0], (t, np.ones((4, 4))))
+    with pytest.raises(ValueError, match="ids"):
+        minimize_batch(lm, loss, [1.0, 1.0], (t, t), ids=[1, 2])
+    with pytest.raises(ValueError, match="errordef"):
+        minimize_batch(lm, lambda x, d: jnp.sum(x), [1.0], (t,))
+    with pytest.raises(TypeError, match="minimizer"):
+        minimize_batch("lm", loss, [1.0, 1.0], (t, t))
+
+
+@pytest.fixture(scope="module")
+def executor_data():
+    return problems.decay_data(20, npoints=(5, 12), missing=0.1, seed=11)
+
+
+def _run(executor, data, **kw):
+    return minimize_batch(
+        LevenbergMarquardt(tol=TOL),
+        LeastSquares(problems.decay_residuals),
+        [1.0, 1.0],
+        (data["t"], data["y"]),
+        executor=executor,
+        ids=[f"m{i}" for i in range(20)],
+        **kw,
+    )
+
+
+def test_thread_pool_gives_the_same_results(executor_data):
+    plain = _run(None, executor_data)
+    with ThreadPoolExecutor(2) as pool:
+        threads = _run(pool, executor_data, chunk_size=6)
+    assert threads.info["nchunks"] == 4
+    np.testing.assert_array_equal(threads.x, plain.x)
+    np.testing.assert_array_equal(threads.status, plain.status)
+    assert threads.ids == plain.ids
+
+
+def test_process_pool_gives_the_same_results(executor_data):
+    """Spawned processes (JAX does not survive a fork); the numpy fallback keeps it quick."""
+    data = {k: v[:8] for k, v in executor_data.items()}
+    loss = LeastSquares(problems.decay_residuals_numpy)
+    lm = LevenbergMarquardt(tol=TOL)
+    plain = minimize_batch(lm, loss, [1.0, 1.0], (data["t"], data["y"]), ids=list("abcdefgh"))
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        procs = minimize_batch(
+            lm, loss, [1.0, 1.0], (data["t"], data["y"]), executor=pool, ids=list("abcdefgh")
+        )
+    assert procs.info["nchunks"] == 4  # about two chunks per worker
+    np.testing.assert_array_equal(procs.x, plain.x)
+    np.testing.assert_array_equal(procs.status, plain.status)
+    assert procs.ids == plain.ids
+    assert procs[3].valid and procs[3].info["id"] == "d"
+
+
+def test_dask_cluster_recomputes_the_chunk_of_a_killed_worker(executor_data, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    marker = tmp_path / "killed"
+    monkeypatch.setenv(problems.KILL_MARKER_ENV, str(marker))
+    plain = _run(None, executor_data)
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=50,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        res = minimize_batch(
+            LevenbergMarquardt(tol=TOL),
+            LeastSquares(problems.decay_residuals_kill_once),
+            [1.0, 1.0],
+            (executor_data["t"], executor_data["y"]),
+            executor=client,
+            ids=[f"m{i}" for i in range(20)],
+            chunk_size=5,
+        )
+    assert marker.exists(), "no worker was killed"
+    assert int(marker.read_text()) != os.getpid()
+    assert res.ids == plain.ids and len(res) == 20
+    np.testing.assert_allclose(res.x, plain.x, rtol=1e-12)
+    np.testing.assert_array_equal(res.status, plain.status)
+    assert [r.info["id"] for r in res] == plain.ids
+
+
+def test_import_zfitlite_imports_neither_jax_nor_dask():
+    code = "import sys, zfitlite; zfitlite.minimize_batch; print('jax' in sys.modules, 'dask' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_progress_bar_is_off_outside_a_terminal_and_can_be_forced(decay, capsys):
+    from zfitlite.batch import _show_progress
+
+    assert not _show_progress(None, 10**6)  # stderr is captured here, not a terminal
+    assert _show_progress(True, 1)
+    t, y = decay["t"][:4], decay["y"][:4]
+    res = minimize_batch(
+        LevenbergMarquardt(),
+        LeastSquares(problems.decay_residuals),
+        [1.0, 1.0],
+        (t, y),
+        chunk_size=CHUNK,
+        progress=True,
+    )
+    assert res.valid.all()
+    assert "minimize_batch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", [(20, 2), (12, 3), (30, 5), (7, 7)])
+def test_jacobi_svd_matches_lapack(shape):
+    from zfitlite.backends.ops import jacobi_svd, numpy_ops
+
+    rng = np.random.default_rng(sum(shape))
+    for A in (
+        rng.normal(size=shape),
+        rng.normal(size=shape) * np.logspace(0, -9, shape[1]),  # badly scaled columns
+        np.column_stack([rng.normal(size=shape[0])] * 2 + [np.zeros((shape[0], shape[1] - 2))]),
+    ):
+        U, s, Vt = jacobi_svd(numpy_ops, A)
+        ref = np.linalg.svd(A, compute_uv=False)
+        np.testing.assert_allclose(s, ref, rtol=1e-12, atol=1e-14 * ref[0])
+        np.testing.assert_allclose((U * s) @ Vt, A, atol=1e-13 * ref[0])
+        np.testing.assert_allclose(Vt @ Vt.T, np.eye(shape[1]), atol=1e-13)
+        assert np.all(np.diff(s) <= 0)
+
+
+def poly_residuals(p, x, y):
+    return y - jnp.polyval(p[::-1], x)
+
+
+@pytest.mark.parametrize("n", [3, 6])
+def test_polynomials_match_linear_least_squares(n):
+    """n = 3 factorises with the batched Jacobi SVD, n = 6 with LAPACK."""
+    rng = np.random.default_rng(n)
+    x = np.tile(np.linspace(-1.0, 1.0, 15), (4, 1))
+    y = np.sin(2.0 * x) + rng.normal(0.0, 0.05, x.shape)
+    y[1, [3, 9]] = np.nan
+    res = minimize_batch(
+        LevenbergMarquardt(tol=TOL), LeastSquares(poly_residuals), np.zeros(n), (x, y)
+    )
+    assert res.valid.all(), str(res)
+    for i in range(4):
+        keep = np.isfinite(y[i])
+        A = np.vander(x[i][keep], n, increasing=True)
+        coef = np.linalg.lstsq(A, y[i][keep], rcond=None)[0]
+        np.testing.assert_allclose(res.x[i], coef, rtol=1e-8, atol=1e-10)
+        cov = np.linalg.inv(A.T @ A)
+        np.testing.assert_allclose(res[i].covariance(), cov, rtol=1e-8, atol=1e-10 * abs(cov).max())
+
+
+def test_names_and_bounds_come_from_the_loss(decay):
+    t, y = decay["t"], decay["y"]
+    params = {"amplitude": {"value": 1.0, "upper": 1.8}, "rate": {"value": 1.0, "lower": 0.0}}
+    loss = LeastSquares(problems.decay_residuals, params=params)
+    res = minimize_batch(LevenbergMarquardt(tol=TOL), loss, [1.0, 1.0], (t, y), chunk_size=CHUNK)
+    assert res.names == ("amplitude", "rate")
+    assert np.all(res.x[:, 0] <= 1.8) and np.all(res.x[:, 1] >= 0.0)
+    capped = res.x[:, 0] >= 1.8 - 1e-12
+    assert capped.any() and (~capped).any()
+    assert not res.valid[capped].any() and res.valid[~capped].all()
+    assert res[int(np.flatnonzero(capped)[0])].params_at_limit == ["amplitude"]
+    free = int(np.flatnonzero(~capped)[0])
+    np.testing.assert_allclose(res.x[free], single_fit(t[free], y[free], [1.0, 1.0]).x, rtol=1e-8)

@@ -1,0 +1,213 @@
+"""A native BFGS quasi-Newton method: pure functions over an explicit state.
+
+Written with the operations of an :class:`~zfitlite.backends.ops.ArrayOps` only, like
+:mod:`zfitlite.solvers.lm_least_squares`, so the whole solve compiles into one program
+on JAX and vectorises under ``vmap`` (used by :func:`zfitlite.minimize_batch` for scalar
+losses). Each iteration takes the quasi-Newton direction ``p = -Hinv g`` (steepest
+descent when that is not a descent direction), a backtracking Armijo line search with
+safeguarded quadratic interpolation, and the BFGS update of the inverse Hessian (skipped
+when the curvature ``s.y`` is not safely positive; the first update rescales the start
+matrix by ``s.y / y.y``, Nocedal & Wright eq. 6.20).
+
+Convergence keeps zfit's meaning: the EDM ``g^T Hinv g / 2`` below ``tol * errordef``;
+the loop continues while it makes progress until the EDM is ``aim`` times below that
+goal. A line search that finds no decrease resets the inverse Hessian once; a second
+failure in a row ends the fit (converged if the EDM is below the goal, ``NO_STEP``
+otherwise). :func:`bfgs_finish` adds the exact Hessian at the end point, from which the
+reported EDM and the covariance are computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ..backends.ops import ArrayOps
+from ..status import Status
+
+__all__ = [
+    "RUNNING",
+    "BFGSFunctions",
+    "BFGSSettings",
+    "BFGSState",
+    "bfgs_finish",
+    "bfgs_init",
+    "bfgs_step",
+    "native_bfgs_functions",
+]
+
+RUNNING = -1
+_BFGS_CACHE_ATTR = "__zfitlite_bfgs__"
+
+
+class BFGSSettings(NamedTuple):
+    """The numbers of one solve (traced on JAX: changing them never recompiles)."""
+
+    tol_errordef: float  # tol * errordef
+    aim: float  # keep stepping until EDM < aim * tol_errordef
+    maxfev: float  # budget of value-and-gradient evaluations
+    c1: float = 1e-4  # Armijo constant
+    max_backtrack: float = 40.0  # line-search trials per iteration
+
+
+@dataclass(frozen=True, eq=False)
+class BFGSFunctions:
+    """``value_and_grad(x, args)`` and ``hessian(x, args)`` of a scalar loss (compared by identity)."""
+
+    value_and_grad: Callable[[Any, tuple], Any]
+    hessian: Callable[[Any, tuple], Any]
+    ops: ArrayOps | None = None
+
+
+class BFGSState(NamedTuple):
+    """Everything that changes during a BFGS run."""
+
+    x: Any
+    f: Any
+    g: Any
+    Hinv: Any
+    edm: Any
+    niter: Any
+    nfev: Any
+    nfail: Any  # consecutive failed line searches
+    status: Any
+
+
+def native_bfgs_functions(ops: ArrayOps, value: Callable[[Any, tuple], Any]) -> BFGSFunctions:
+    """Value-and-gradient and Hessian of ``value(x, args)`` from the backend, remembered on ``value``."""
+    cached = getattr(value, _BFGS_CACHE_ATTR, None)
+    if isinstance(cached, BFGSFunctions) and cached.ops is ops:
+        return cached
+    fns = BFGSFunctions(ops.value_and_grad(value), ops.hessian(value), ops)
+    try:
+        setattr(value, _BFGS_CACHE_ATTR, fns)
+    except (AttributeError, TypeError):
+        pass
+    return fns
+
+
+def bfgs_init(
+    fns: BFGSFunctions, ops: ArrayOps, x0: Any, cfg: BFGSSettings, args: tuple
+) -> BFGSState:
+    """The state at ``x0``: value, gradient, unit inverse Hessian."""
+    xp = ops.xp
+    f, g = fns.value_and_grad(x0, args)
+    n = x0.shape[0]
+    Hinv = xp.eye(n)
+    finite = xp.isfinite(f) & xp.all(xp.isfinite(g))
+    zero = xp.asarray(0)
+    return BFGSState(
+        x=x0,
+        f=f,
+        g=g,
+        Hinv=Hinv,
+        edm=0.5 * g @ g,
+        niter=zero,
+        nfev=1 + zero,
+        nfail=zero,
+        status=xp.where(finite, RUNNING, int(Status.NONFINITE)),
+    )
+
+
+def _line_search(
+    fns: BFGSFunctions, ops: ArrayOps, st: BFGSState, p: Any, cfg: BFGSSettings, args: tuple
+) -> tuple:
+    """Backtracking Armijo search along ``p``: ``(ok, alpha, f_new, g_new, trials)``."""
+    xp = ops.xp
+    gp = st.g @ p
+
+    def body(c: tuple) -> tuple:
+        k, alpha = c[0], c[1]
+        f_try, g_try = fns.value_and_grad(st.x + alpha * p, args)
+        finite = xp.isfinite(f_try) & xp.all(xp.isfinite(g_try))
+        ok = finite & (f_try <= st.f + cfg.c1 * alpha * gp)
+        # quadratic interpolation of f along p, kept within [0.1, 0.5] of the last trial
+        denom = 2.0 * (f_try - st.f - gp * alpha)
+        quad = -gp * alpha * alpha / xp.where(finite & (denom > 0), denom, 1.0)
+        quad = xp.where(finite & (denom > 0), quad, 0.1 * alpha)
+        nxt = xp.clip(quad, 0.1 * alpha, 0.5 * alpha)
+        return k + 1, xp.where(ok, alpha, nxt), ok, f_try, g_try
+
+    def more(c: tuple) -> Any:
+        return (~c[2]) & (c[0] < cfg.max_backtrack)
+
+    init = (0 * st.niter, xp.asarray(1.0), xp.asarray(False), st.f, st.g)
+    k, alpha, ok, f_new, g_new = ops.while_loop(more, body, init)
+    return ok, alpha, f_new, g_new, k
+
+
+def bfgs_step(
+    fns: BFGSFunctions, ops: ArrayOps, st: BFGSState, cfg: BFGSSettings, args: tuple
+) -> BFGSState:
+    """One iteration: direction, line search, inverse-Hessian update, new status."""
+    xp = ops.xp
+    n = st.x.shape[0]
+    eye = xp.eye(n)
+    p = -(st.Hinv @ st.g)
+    descent = st.g @ p < 0
+    p = xp.where(descent, p, -st.g)
+    Hinv = xp.where(descent, st.Hinv, eye)
+    ok, alpha, f_new, g_new, trials = _line_search(fns, ops, st, p, cfg, args)
+    s = alpha * p
+    y = g_new - st.g
+    sy = s @ y
+    curvature = ok & (sy > 1e-10 * xp.sqrt((s @ s) * (y @ y)))
+    safe_sy = xp.where(curvature, sy, 1.0)
+    # the first update rescales the start matrix (Nocedal & Wright 6.20)
+    scale = xp.where((st.niter == 0) & curvature, sy / xp.where(curvature, y @ y, 1.0), 1.0)
+    H0 = Hinv * scale
+    rho = 1.0 / safe_sy
+    A = eye - rho * xp.outer(s, y)
+    H_upd = A @ H0 @ A.T + rho * xp.outer(s, s)
+    H_new = xp.where(curvature, H_upd, Hinv)
+    x_new = xp.where(ok, st.x + s, st.x)
+    f_next = xp.where(ok, f_new, st.f)
+    g_next = xp.where(ok, g_new, st.g)
+    # a failed search restarts from steepest descent once
+    H_next = xp.where(ok, H_new, eye)
+    edm = 0.5 * g_next @ (H_next @ g_next)
+    nfail = xp.where(ok, 0, st.nfail + 1)
+    new = BFGSState(
+        x=x_new,
+        f=f_next,
+        g=g_next,
+        Hinv=H_next,
+        edm=xp.where(ok, edm, st.edm),
+        niter=st.niter + xp.where(ok, 1, 0),
+        nfev=st.nfev + trials,
+        nfail=nfail,
+        status=st.status,
+    )
+    converged = (new.edm < cfg.aim * cfg.tol_errordef) | (new.edm == 0)
+    stuck = nfail >= 2
+    status = xp.where(converged, int(Status.CONVERGED), RUNNING)
+    status = xp.where(
+        (status == RUNNING) & stuck,
+        xp.where(new.edm < cfg.tol_errordef, int(Status.CONVERGED), int(Status.NO_STEP)),
+        status,
+    )
+    status = xp.where((status == RUNNING) & (new.nfev >= cfg.maxfev), int(Status.MAXITER), status)
+    return new._replace(status=xp.where(st.status == RUNNING, status, st.status))
+
+
+def bfgs_solve(fns: BFGSFunctions, ops: ArrayOps, x0: Any, cfg: BFGSSettings, args: tuple) -> Any:
+    """The whole loop (a ``while_loop``; compiles on JAX)."""
+    st = bfgs_init(fns, ops, x0, cfg, args)
+    return ops.while_loop(
+        lambda st: st.status == RUNNING, lambda st: bfgs_step(fns, ops, st, cfg, args), st
+    )
+
+
+def bfgs_finish(fns: BFGSFunctions, ops: ArrayOps, st: BFGSState, args: tuple) -> tuple:
+    """``(H, edm)``: the exact Hessian at the end point and the EDM from it.
+
+    Where the Hessian is not positive definite (or not finite) the EDM falls back to
+    the quasi-Newton estimate.
+    """
+    xp = ops.xp
+    H = fns.hessian(st.x, args)
+    step = xp.linalg.solve(H, st.g)
+    edm_exact = 0.5 * st.g @ step
+    usable = xp.all(xp.isfinite(H)) & xp.isfinite(edm_exact) & (edm_exact >= 0)
+    return H, xp.where(usable, edm_exact, st.edm)
