@@ -298,6 +298,24 @@ def test_thread_pool_gives_the_same_results(executor_data):
     assert threads.ids == plain.ids
 
 
+def test_large_batch_without_executor_uses_the_cores_and_agrees(monkeypatch):
+    """From THREADED_MIN_SIZE members on, chunks run on local threads (the first alone,
+    as it compiles); members come back in order with the answers of one single chunk."""
+    from zfitlite import batch as batch_module
+
+    monkeypatch.setattr(batch_module.os, "cpu_count", lambda: 2)
+    data = problems.decay_data(batch_module.THREADED_MIN_SIZE, npoints=(5, 12), seed=8)
+    lm, loss = LevenbergMarquardt(tol=TOL), LeastSquares(problems.decay_residuals)
+    args = (data["t"], data["y"])
+    threaded = minimize_batch(lm, loss, [1.0, 1.0], args)
+    assert threaded.info["nchunks"] == 4  # about two chunks per thread
+    whole = minimize_batch(lm, loss, [1.0, 1.0], args, chunk_size=data["y"].shape[0])
+    assert whole.info["nchunks"] == 1
+    assert threaded.ids == whole.ids
+    np.testing.assert_array_equal(threaded.status, whole.status)
+    np.testing.assert_allclose(threaded.x, whole.x, rtol=1e-12)
+
+
 def test_process_pool_gives_the_same_results(executor_data):
     """Spawned processes (JAX does not survive a fork); the numpy fallback keeps it quick."""
     data = {k: v[:8] for k, v in executor_data.items()}

@@ -480,3 +480,34 @@ def test_new_data_of_the_same_shape_does_not_retrace():
     loss2.reset_cache_self()
     LevenbergMarquardt(tol=1e-10).minimize(loss2, [1.0, 1.0])
     assert traces["n"] > second
+
+
+def test_batch_of_tensorflow_residuals_is_fitted_member_by_member_on_tensorflow():
+    """minimize_batch falls back to one fit per member for a TF loss, on the TF backend,
+    with the NaN entries masked: the same answers as the numpy residuals."""
+    rng = np.random.default_rng(1)
+    t = np.broadcast_to(np.linspace(0.0, 4.0, 12), (4, 12)).copy()
+    amp, rate = rng.uniform(1, 3, 4), rng.uniform(0.3, 1.0, 4)
+    y = amp[:, None] * np.exp(-rate[:, None] * t) + 0.01 * rng.normal(size=(4, 12))
+    y[0, 3] = np.nan
+
+    def res_tf(p, t, y):
+        return y - p[0] * tf.exp(-p[1] * t)
+
+    def res_np(p, t, y):
+        return y - p[0] * np.exp(-p[1] * t)
+
+    lm = LevenbergMarquardt(tol=1e-10)
+    on_tf = zfitlite.minimize_batch(lm, LeastSquares(res_tf), [1.0, 0.5], args=(t, y))
+    on_np = zfitlite.minimize_batch(
+        lm, LeastSquares(res_np, backend="numpy"), [1.0, 0.5], args=(t, y)
+    )
+    assert on_tf.valid.all() and on_np.valid.all()
+    assert [r.info["backend"] for r in on_tf] == ["tensorflow"] * 4
+    np.testing.assert_allclose(on_tf.x, on_np.x, rtol=1e-9)
+    # the masked point is left out, not propagated
+    kept = ~np.isnan(y[0])
+    single = lm.minimize(
+        LeastSquares(res_np, backend="numpy", args=(t[0][kept], y[0][kept])), [1.0, 0.5]
+    )
+    np.testing.assert_allclose(on_tf.x[0], single.x, rtol=1e-9)

@@ -202,7 +202,7 @@ class ZfitLossAdapter(BaseLoss):
     @property
     def errordef(self) -> float:
         """The zfit loss's errordef (0.5 for its likelihoods, 1 for its chi-squares)."""
-        return _check_errordef(getattr(self.zfit_loss, "errordef", None), self._describe())
+        return _check_errordef(getattr(self.zfit_loss, "errordef", None), self._describe)
 
     # -- parameters ----------------------------------------------------------------------
     def _limits(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -362,7 +362,7 @@ class _IminuitParams:
     @property
     def errordef(self) -> float:
         """The cost's errordef, read live (iminuit's ``Cost.errordef``)."""
-        return _check_errordef(getattr(self.cost, "errordef", None), self._describe())
+        return _check_errordef(getattr(self.cost, "errordef", None), self._describe)
 
     def complete_params(self, params: Params) -> Params:
         """``params`` named and ordered as the cost's parameters, within the cost's limits."""

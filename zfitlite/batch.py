@@ -22,10 +22,12 @@ gathered in order.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,10 @@ __all__ = ["BatchFitResult", "minimize_batch"]
 PROGRESS_MIN_SIZE = 1000
 #: Members per vectorised solve when no executor is given.
 DEFAULT_CHUNK = 2048
+#: Without an executor, a vectorised batch of at least this many members runs its chunks
+#: on one thread per CPU core (XLA releases the GIL; one program alone keeps about 1.6
+#: of 2 cores busy, two at once all of them).
+THREADED_MIN_SIZE = 1024
 _MASKED_ATTR = "__zfitlite_batch_masked__"
 _SINGULAR_RTOL = 1e3 * float(np.finfo(float).eps)
 
@@ -549,12 +555,25 @@ def _run_chunks(
         return problem, x0[lo:hi], tuple(a[lo:hi] for a in data), ids[lo:hi]
 
     outs: list[dict] = []
+    threads = _local_threads(problem.backend == "jax", x0.shape[0]) if executor is None else 1
     try:
-        if executor is None:
+        if executor is None and (threads == 1 or len(bounds) == 1):
             for lo, hi in bounds:
                 outs.append(_solve_chunk(*args_of(lo, hi)))
                 if bar is not None:
                     bar.update(hi - lo)
+        elif executor is None:
+            # the first chunk alone (it compiles the program), the others on the cores
+            (lo, hi), rest = bounds[0], bounds[1:]
+            outs.append(_solve_chunk(*args_of(lo, hi)))
+            if bar is not None:
+                bar.update(hi - lo)
+            with ThreadPoolExecutor(threads) as pool:
+                futures = [pool.submit(_solve_chunk, *args_of(lo, hi)) for lo, hi in rest]
+                for fut, (lo, hi) in zip(futures, rest):
+                    outs.append(fut.result())
+                    if bar is not None:
+                        bar.update(hi - lo)
         else:
             if _is_dask_client(executor):
                 futures = [
@@ -610,12 +629,14 @@ def minimize_batch(
         their Jacobian rows) and do not count as degrees of freedom. A scalar loss gets
         the arrays as they are.
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
-        Spread chunks of the batch over workers; results are gathered in order.
+        Spread chunks of the batch over workers; results are gathered in order. Without
+        one, a vectorised batch of :data:`THREADED_MIN_SIZE` members or more runs its
+        chunks on one thread per CPU core (up to 8) in this process.
     ids : sequence, optional
         One id per member (default ``0 .. batch - 1``), kept in the results.
     chunk_size : int, optional
-        Members per chunk (one vectorised solve each). Default: up to 2048 without an
-        executor, else about two chunks per worker. The last chunk is padded to the
+        Members per chunk (one vectorised solve each). Default: up to 2048, and about
+        two chunks per worker or local thread. The last chunk is padded to the
         same size, so every chunk reuses one compiled program.
     progress : bool, optional
         A tqdm bar over chunks; default on for batches of 1000 or more when stderr is
@@ -681,7 +702,8 @@ def minimize_batch(
         raise ValueError("backend='jax' was requested but the loss does not trace under JAX")
     method = _pick_method(minimizer, kind, has_bounds) if use_jax else "each"
     if chunk_size is None:
-        chunk_size = _default_chunk(batch, executor)
+        threads = _local_threads(use_jax, batch) if executor is None else 1
+        chunk_size = _default_chunk(batch, executor, threads)
     chunk_size = max(1, int(chunk_size))
     settings = _settings(minimizer, method, errordef, n)
     problem = _Problem(
@@ -708,15 +730,25 @@ def minimize_batch(
     )
 
 
-def _default_chunk(batch: int, executor: Any) -> int:
+def _local_threads(vectorised: bool, batch: int) -> int:
+    """Threads for the chunks of a batch run without an executor (vectorised ones only)."""
+    if not vectorised or batch < THREADED_MIN_SIZE:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _default_chunk(batch: int, executor: Any, threads: int = 1) -> int:
     """Members per chunk: few distinct sizes, so batches of similar size share programs.
 
-    Up to :data:`DEFAULT_CHUNK` members (without an executor; else about two chunks per
-    worker) the size is the next power of two; above, equal chunks rounded up to 64.
+    Up to :data:`DEFAULT_CHUNK` members (with one local thread; else about two chunks per
+    thread or executor worker) the size is the next power of two; above, equal chunks
+    rounded up to 64.
     """
     target = batch
     if executor is not None:
         target = math.ceil(batch / (2 * _executor_workers(executor)))
+    elif threads > 1:
+        target = math.ceil(batch / (2 * threads))
     if target <= DEFAULT_CHUNK:
         return 1 << max(0, math.ceil(math.log2(max(target, 1))))
     nchunks = math.ceil(target / DEFAULT_CHUNK)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 
 __all__ = ["EDM", "ConvergenceCriterion", "edm"]
 
@@ -50,23 +52,26 @@ def edm(
         ``inf`` when the gradient is not finite.
     """
     g = np.asarray(gradient, dtype=np.float64)
-    if not np.all(np.isfinite(g)):
+    if g.size == 0:
+        return 0.0
+    # the dot product and the sum are cheap finiteness checks; the elementwise test only
+    # runs when they overflow or are not finite
+    if not (math.isfinite(g.dot(g)) or np.isfinite(g).all()):
         return float("inf")
     if inv_hessian is not None:
         return float(0.5 * g @ np.asarray(inv_hessian) @ g)
     if hessian is None:
         raise ValueError("edm needs a hessian or an inverse hessian")
     H = np.asarray(hessian, dtype=np.float64)
-    if not np.all(np.isfinite(H)):
+    if not (math.isfinite(H.sum()) or np.isfinite(H).all()):
         return float("inf")
     H = 0.5 * (H + H.T)
-    try:  # the common case, a positive-definite Hessian: g^T H^-1 g = |L^-1 g|^2
-        y = np.linalg.solve(np.linalg.cholesky(H), g)
-        e = 0.5 * float(y @ y)
-        if np.isfinite(e):
+    # the common case, a positive-definite Hessian: one LAPACK call (Cholesky and solve)
+    _, y, info = scipy.linalg.lapack.dposv(H, g)
+    if info == 0:
+        e = 0.5 * float(g @ y)
+        if math.isfinite(e) and e >= 0.0:
             return e
-    except np.linalg.LinAlgError:
-        pass
     c = _cholesky(make_posdef(H)[0])
     if c is None:
         return float("inf")

@@ -26,6 +26,14 @@ class LossEvaluationError(ZfitliteError, RuntimeError):
     """The loss raised an exception or returned something of the wrong kind."""
 
 
+_FLOATS = (float, np.float64)
+
+
+def _finite_vector(a: np.ndarray) -> bool:
+    """All entries of a 1-D float array finite (a dot product first: cheap for small arrays)."""
+    return math.isfinite(a.dot(a)) or bool(np.isfinite(a).all())
+
+
 def _fmt(x: np.ndarray) -> str:
     return np.array2string(np.asarray(x), precision=8, max_line_width=200)
 
@@ -66,6 +74,7 @@ class LossEvaluator:
         self.loss = loss
         self.params = params
         self.n = len(params)
+        self._shape = (self.n,)
         self.errordef = loss.errordef
         self.strategy = strategy
         self.maxiter = int(maxiter)
@@ -138,7 +147,7 @@ class LossEvaluator:
     def _x(self, x: Any) -> np.ndarray:
         if type(x) is not np.ndarray or x.dtype != np.float64:
             x = np.asarray(x, dtype=np.float64)
-        if x.shape != (self.n,):
+        if x.shape != self._shape:
             raise ValueError(
                 f"the evaluator expects {self.n} parameter values, got shape {x.shape}"
             )
@@ -201,7 +210,8 @@ class LossEvaluator:
         x = self._x(x)
         self._spend()
         self.nfev += 1
-        v = self._scalar(self._call(self.compiled.value, x, "value"), x)
+        v = self._call(self.compiled.value, x, "value")
+        v = float(v) if type(v) in _FLOATS else self._scalar(v, x)
         if self.verbosity >= 10:
             print(f"  eval value   x={_fmt(x)} -> {v!r}")
         if math.isfinite(v):
@@ -216,13 +226,13 @@ class LossEvaluator:
         self.nfev += 1
         self.ngrad += 1
         v, g = self._call(self.compiled.value_and_gradient, x, "value and gradient")
-        v = self._scalar(v, x)
-        g = self._array(g, (self.n,), "gradient", x)
+        v = float(v) if type(v) in _FLOATS else self._scalar(v, x)
+        g = self._array(g, self._shape, "gradient", x)
         if self.verbosity >= 10:
             print(f"  eval value+gradient x={_fmt(x)} -> {v!r}, {_fmt(g)}")
         if math.isfinite(v):
             self._remember(x, v)
-            if np.isfinite(g).all():
+            if _finite_vector(g):
                 # kept for the final EDM: a solver's last point is usually one it evaluated
                 self.last_value_gradient = (self.record.last_x, v, g.copy())
                 return v, g

@@ -8,6 +8,7 @@ parameters, so a second fit of the same loss does not trace or compile again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,13 @@ _ERRORDEF_HELP = (
 )
 
 
-def _check_errordef(errordef: Any, where: str) -> float:
+def _check_errordef(errordef: Any, where: str | Callable[[], str]) -> float:
+    """``errordef`` as a float, or an error naming ``where`` (a string, or a callable
+    giving it, called only when the message is needed)."""
+    if type(errordef) is float and 0.0 < errordef < math.inf:  # the common case, cheap
+        return errordef
+    if callable(where):
+        where = where()
     if errordef is None:
         raise ValueError(f"{where} has no errordef: {_ERRORDEF_HELP}")
     if isinstance(errordef, bool) or not isinstance(
@@ -74,7 +81,7 @@ class BaseLoss(GraphCachable):
     @property
     def errordef(self) -> float:
         """Change of the loss that defines a one-sigma uncertainty (0.5 for an NLL, 1 for a chi-square)."""
-        return _check_errordef(self._errordef, self._describe())
+        return _check_errordef(self._errordef, self._describe)
 
     def _traced_function(self) -> Callable:
         raise NotImplementedError
@@ -183,7 +190,7 @@ class _CallableLoss(SimpleLoss):
 
     @property
     def errordef(self) -> float:
-        return _check_errordef(getattr(self.func, "errordef", None), self._describe())
+        return _check_errordef(getattr(self.func, "errordef", None), self._describe)
 
 
 class LeastSquares(BaseLoss):

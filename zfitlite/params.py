@@ -12,6 +12,8 @@ Accepted forms (see ``API.md`` section 2):
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Real
@@ -55,7 +57,9 @@ class Params:
         for key, default in defaults.items():
             arr = getattr(self, key)
             arr = (
-                np.full(n, default) if arr is None else np.array(arr, dtype=np.float64).reshape(-1)
+                _constant(n, default)  # shared and read-only
+                if arr is None
+                else np.array(arr, dtype=np.float64).reshape(-1)
             )
             object.__setattr__(self, key, arr)
         for arr in (self.values, self.lower, self.upper, self.stepsize):
@@ -104,10 +108,17 @@ class Params:
 
     def typical_scale(self) -> np.ndarray:
         """A per-parameter scale for finite differences: step size, else |value|, else 1."""
-        scale = np.where(
-            np.isfinite(self.stepsize) & (self.stepsize > 0), self.stepsize, np.abs(self.values)
-        )
-        return np.where(scale > 0, scale, 1.0)
+        cached = self.__dict__.get("_typical_scale")
+        if cached is None:  # the fields never change: computed once per Params
+            scale = np.where(
+                np.isfinite(self.stepsize) & (self.stepsize > 0),
+                self.stepsize,
+                np.abs(self.values),
+            )
+            cached = np.where(scale > 0, scale, 1.0)
+            cached.setflags(write=False)
+            object.__setattr__(self, "_typical_scale", cached)
+        return cached
 
     def to_dict(self) -> dict[str, list]:
         """The dict-of-arrays form, as plain Python lists."""
@@ -122,6 +133,14 @@ class Params:
     def __repr__(self) -> str:
         items = ", ".join(f"{n}={v:.6g}" for n, v in zip(self.names, self.values))
         return f"Params({items})"
+
+
+@functools.lru_cache(maxsize=256)
+def _constant(n: int, value: float) -> np.ndarray:
+    """A read-only array of ``n`` times ``value`` (the default bounds and step sizes)."""
+    arr = np.full(n, value)
+    arr.setflags(write=False)
+    return arr
 
 
 def _validate(p: Params) -> None:
@@ -146,13 +165,14 @@ def _validate(p: Params) -> None:
                 f"duplicate parameter name '{name}': every parameter needs a unique name"
             )
         seen.add(name)
-    for i, name in enumerate(p.names):
-        v, lo, hi = p.values[i], p.lower[i], p.upper[i]
-        if not np.isfinite(v):
+    # Python floats: for the few parameters of a fit, cheaper than numpy's elementwise calls
+    rows = zip(p.names, p.values.tolist(), p.lower.tolist(), p.upper.tolist(), p.stepsize.tolist())
+    for name, v, lo, hi, s in rows:
+        if not math.isfinite(v):
             raise ValueError(
                 f"parameter '{name}' has a non-finite start value {v}; give a finite number"
             )
-        if np.isnan(lo) or np.isnan(hi):
+        if math.isnan(lo) or math.isnan(hi):
             raise ValueError(
                 f"parameter '{name}' has a NaN bound; use -inf/inf (or None) for no bound"
             )
@@ -165,8 +185,7 @@ def _validate(p: Params) -> None:
                 f"parameter '{name}' starts at {v}, outside its bounds [{lo}, {hi}]; "
                 "choose a start value inside the bounds"
             )
-        s = p.stepsize[i]
-        if not np.isnan(s) and not (np.isfinite(s) and s > 0):
+        if not math.isnan(s) and not (math.isfinite(s) and s > 0):
             raise ValueError(
                 f"parameter '{name}' has step size {s}; a step size must be finite and > 0"
             )
