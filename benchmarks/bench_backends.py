@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 import zfitlite
+from benchmarks.nist_peers import _import_zfit
 
 N_EVENTS = 10_000
 LOW, HIGH = -5.0, 7.0
@@ -125,15 +126,6 @@ def run_zfitlite(backend: str, minimizer_name: str) -> dict[str, Any]:
 
 
 _zfit_names = itertools.count()
-
-
-def _import_zfit() -> Any:
-    os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import zfit
-    return zfit
 
 
 def run_zfit(minimizer_name: str) -> dict[str, Any]:
