@@ -15,6 +15,7 @@ measured in standard deviations: EDM < tol * errordef puts a fit within about
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Callable
 
 import numpy as np
@@ -110,6 +111,14 @@ def is_global(name: str) -> bool:
 MINIMIZERS = exported_minimizers()
 LOCALS = [n for n in MINIMIZERS if not is_global(n)]
 PAIRS = [(first, second) for first in MINIMIZERS for second in LOCALS]
+_NO_IMINUIT = pytest.mark.skipif(
+    importlib.util.find_spec("iminuit") is None, reason="Minuit needs the iminuit extra"
+)
+
+
+def _params(*cases: tuple[str, ...]) -> list:
+    """The cases as pytest params, those with Minuit skipped (with a reason) without iminuit."""
+    return [pytest.param(*c, marks=[_NO_IMINUIT] if "Minuit" in c else []) for c in cases]
 
 
 @functools.cache
@@ -154,12 +163,12 @@ def test_the_matrix_is_complete():
     assert len(PAIRS) == len(MINIMIZERS) * len(LOCALS)
 
 
-@pytest.mark.parametrize("name", MINIMIZERS)
+@pytest.mark.parametrize("name", _params(*((n,) for n in MINIMIZERS)))
 def test_first_fit(name):
     assert_at_minimum(first_result(name), name)
 
 
-@pytest.mark.parametrize(("first", "second"), PAIRS)
+@pytest.mark.parametrize(("first", "second"), _params(*PAIRS))
 def test_chain(first, second):
     previous = first_result(first)
     minimizer = build(second)

@@ -11,7 +11,9 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 PAGES = sorted(p for p in DOCS.glob("*.md") if BLOCK.search(p.read_text()))
 # optional packages a page may import: the page is skipped (not failed) without them
-OPTIONAL = re.compile(r"^\s*(?:import|from)\s+(zfit|iminuit)\b", re.MULTILINE)
+OPTIONAL = re.compile(
+    r"^\s*(?:import|from)\s+(zfit|iminuit|jax|tensorflow|dask|distributed)\b", re.MULTILINE
+)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])

@@ -7,6 +7,7 @@ experiments).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -230,7 +231,10 @@ def test_global_result_chains_into_a_local_minimizer(name):
     assert glob.converged
     assert glob.info["global"]["polished"] is True
     assert glob.info["global"]["fmin"] >= glob.fmin
-    for local in (LevenbergMarquardt(tol=1e-10), zfitlite.minimize.Minuit(tol=1e-10)):
+    locals_ = [LevenbergMarquardt(tol=1e-10)]
+    if importlib.util.find_spec("iminuit") is not None:  # Minuit needs the iminuit extra
+        locals_.append(zfitlite.minimize.Minuit(tol=1e-10))
+    for local in locals_:
         for fine in (local.minimize(glob), local.minimize(prob.loss, init=glob)):
             prob.check(fine, xtol=1e-5)
 
