@@ -201,6 +201,8 @@ def test_bfgs_on_a_scalar_loss_matches_the_analytic_minimum():
     # errordef 0.5: the error on the mean is sigma / sqrt(n)
     errs = res[0].hesse(method="approx")
     assert errs["p0"]["error"] == pytest.approx(samples[0].std() / np.sqrt(40), rel=1e-5)
+    # the batch's own covariance (errordef 0.5) gives the same for every member
+    np.testing.assert_allclose(res.errors()[:, 0], samples.std(axis=1) / np.sqrt(40), rtol=1e-5)
     assert res.nobs[0] == -1
 
 
@@ -304,11 +306,20 @@ def test_large_batch_without_executor_uses_the_cores_and_agrees(monkeypatch):
     from zfitlite import batch as batch_module
 
     monkeypatch.setattr(batch_module.os, "cpu_count", lambda: 2)
+    pools = []
+
+    class CountingPool(ThreadPoolExecutor):
+        def __init__(self, workers: int) -> None:
+            pools.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(batch_module, "ThreadPoolExecutor", CountingPool)
     data = problems.decay_data(batch_module.THREADED_MIN_SIZE, npoints=(5, 12), seed=8)
     lm, loss = LevenbergMarquardt(tol=TOL), LeastSquares(problems.decay_residuals)
     args = (data["t"], data["y"])
     threaded = minimize_batch(lm, loss, [1.0, 1.0], args)
     assert threaded.info["nchunks"] == 4  # about two chunks per thread
+    assert pools == [2]  # the three chunks after the first ran on two threads
     whole = minimize_batch(lm, loss, [1.0, 1.0], args, chunk_size=data["y"].shape[0])
     assert whole.info["nchunks"] == 1
     assert threaded.ids == whole.ids
@@ -430,6 +441,45 @@ def test_polynomials_match_linear_least_squares(n):
         np.testing.assert_allclose(res.x[i], coef, rtol=1e-8, atol=1e-10)
         cov = np.linalg.inv(A.T @ A)
         np.testing.assert_allclose(res[i].covariance(), cov, rtol=1e-8, atol=1e-10 * abs(cov).max())
+
+
+def test_bounds_hold_when_lm_is_told_not_to_use_residuals(decay):
+    """The native BFGS has no bounds: a bounded loss is fitted member by member instead."""
+    t, y = decay["t"][:6], decay["y"][:6]
+    params = {"amplitude": {"value": 1.0, "upper": 1.2}, "rate": {"value": 1.0, "lower": 0.0}}
+    loss = LeastSquares(problems.decay_residuals, params=params)
+    lm = LevenbergMarquardt(tol=TOL, options={"use_residuals": False})
+    res = minimize_batch(lm, loss, [1.0, 1.0], (t, y))
+    assert res.info["method"] == "each"
+    assert np.all(res.x[:, 0] <= 1.2) and np.all(res.x[:, 1] >= 0.0)
+    assert (res.x[:, 0] == 1.2).any()  # the bound holds some members
+
+
+def test_a_start_outside_the_bounds_is_a_clear_error(decay):
+    t, y = decay["t"][:4], decay["y"][:4]
+    loss = LeastSquares(
+        problems.decay_residuals, params={"a": {"value": 1.0, "upper": 2.0}, "k": 1.0}
+    )
+    x0 = np.array([[1.0, 1.0], [3.0, 1.0], [1.0, 1.0], [2.5, 1.0]])
+    with pytest.raises(ValueError, match=r"member\(s\) 'b', 'd' lie outside the bounds"):
+        minimize_batch(LevenbergMarquardt(), loss, x0, (t, y), ids=list("abcd"))
+
+
+def test_a_numpy_member_fit_uses_the_users_jacobian(decay):
+    rng = np.random.default_rng(4)
+    t = np.broadcast_to(np.linspace(0.0, 3.0, 8), (3, 8)).copy()
+    y = 2.0 * np.exp(-0.7 * t) + 0.01 * rng.normal(size=t.shape)
+    calls = []
+
+    def jacobian(p, t, y):
+        calls.append(1)
+        e = np.exp(-p[1] * t)
+        return np.column_stack([-e, p[0] * t * e])
+
+    loss = LeastSquares(problems.decay_residuals_numpy, jacobian=jacobian)
+    res = minimize_batch(LevenbergMarquardt(tol=TOL), loss, [1.0, 1.0], (t, y))
+    assert res.info["method"] == "each" and res.valid.all()
+    assert len(calls) == sum(r.info["njac"] for r in res) > 0
 
 
 def test_names_and_bounds_come_from_the_loss(decay):

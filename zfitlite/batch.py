@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .backends.ops import BATCH_CACHE_ATTR
 from .exceptions import FailMinimizeNaN
 from .loss import BaseLoss, LeastSquares, SimpleLoss, _CallableLoss
 from .params import Params
@@ -49,7 +50,6 @@ DEFAULT_CHUNK = 2048
 #: on one thread per CPU core (XLA releases the GIL; one program alone keeps about 1.6
 #: of 2 cores busy, two at once all of them).
 THREADED_MIN_SIZE = 1024
-_MASKED_ATTR = "__zfitlite_batch_masked__"
 _SINGULAR_RTOL = 1e3 * float(np.finfo(float).eps)
 
 
@@ -76,6 +76,7 @@ class _Problem:
     geodesic: bool = False
     settings: dict[str, float] = field(default_factory=dict)
     backend_request: str = "auto"  # the loss's own request, for member-by-member fits
+    jacobian: Callable | None = None  # a LeastSquares' own Jacobian, for member-by-member fits
 
 
 def _loss_parts(loss: Any) -> tuple[str, Callable, float, Params | None, tuple, str]:
@@ -152,8 +153,9 @@ def _pick_method(minimizer: Any, kind: str, has_bounds: bool) -> str:
     from .solvers.levenberg_marquardt import LevenbergMarquardt
 
     if isinstance(minimizer, LevenbergMarquardt) and kind == "lsq":
-        return "lm" if minimizer.options["use_residuals"] else "bfgs"
-    if has_bounds:
+        if minimizer.options["use_residuals"]:
+            return "lm"
+    if has_bounds:  # the native BFGS has no bounds: one fit per member honours them
         return "each"
     return "bfgs"
 
@@ -164,7 +166,7 @@ def _masked(ops: Any, func: Callable) -> Callable:
 
     Remembered on ``func`` so that the compiled batch solver keyed on it is reused.
     """
-    cache = getattr(func, _MASKED_ATTR, None)
+    cache = getattr(func, BATCH_CACHE_ATTR, None)
     if isinstance(cache, dict) and ops.name in cache:
         return cache[ops.name]
     xp = ops.xp
@@ -180,7 +182,7 @@ def _masked(ops: Any, func: Callable) -> Callable:
     masked.value = value  # type: ignore[attr-defined]
     try:
         setattr(
-            func, _MASKED_ATTR, {**(cache if isinstance(cache, dict) else {}), ops.name: masked}
+            func, BATCH_CACHE_ATTR, {**(cache if isinstance(cache, dict) else {}), ops.name: masked}
         )
     except (AttributeError, TypeError):
         pass
@@ -189,7 +191,7 @@ def _masked(ops: Any, func: Callable) -> Callable:
 
 def _scalar_value(ops: Any, func: Callable) -> Callable:
     """``(x, args) -> func(x, *args)`` as a scalar, remembered on ``func``."""
-    cache = getattr(func, _MASKED_ATTR, None)
+    cache = getattr(func, BATCH_CACHE_ATTR, None)
     key = ops.name + ":scalar"
     if isinstance(cache, dict) and key in cache:
         return cache[key]
@@ -199,7 +201,7 @@ def _scalar_value(ops: Any, func: Callable) -> Callable:
         return xp.reshape(func(x, *args), ())
 
     try:
-        setattr(func, _MASKED_ATTR, {**(cache if isinstance(cache, dict) else {}), key: value})
+        setattr(func, BATCH_CACHE_ATTR, {**(cache if isinstance(cache, dict) else {}), key: value})
     except (AttributeError, TypeError):
         pass
     return value
@@ -355,7 +357,12 @@ def _member_loss(
     if problem.kind == "lsq":
         if mask is None or not mask.any():
             return LeastSquares(
-                problem.func, errordef=problem.errordef, backend=backend, name=name, args=data
+                problem.func,
+                jacobian=problem.jacobian,
+                errordef=problem.errordef,
+                backend=backend,
+                name=name,
+                args=data,
             )
         filled = tuple(np.where(np.isnan(a), 0.0, a) if a.dtype.kind == "f" else a for a in data)
         return LeastSquares(
@@ -555,7 +562,7 @@ def _run_chunks(
         return problem, x0[lo:hi], tuple(a[lo:hi] for a in data), ids[lo:hi]
 
     outs: list[dict] = []
-    threads = _local_threads(problem.backend == "jax", x0.shape[0]) if executor is None else 1
+    threads = _local_threads(problem.method != "each", x0.shape[0]) if executor is None else 1
     try:
         if executor is None and (threads == 1 or len(bounds) == 1):
             for lo, hi in bounds:
@@ -568,12 +575,15 @@ def _run_chunks(
             outs.append(_solve_chunk(*args_of(lo, hi)))
             if bar is not None:
                 bar.update(hi - lo)
-            with ThreadPoolExecutor(threads) as pool:
+            pool = ThreadPoolExecutor(threads)
+            try:
                 futures = [pool.submit(_solve_chunk, *args_of(lo, hi)) for lo, hi in rest]
                 for fut, (lo, hi) in zip(futures, rest):
                     outs.append(fut.result())
                     if bar is not None:
                         bar.update(hi - lo)
+            finally:  # after a failure, the chunks not started yet are not run
+                pool.shutdown(wait=True, cancel_futures=True)
         else:
             if _is_dask_client(executor):
                 futures = [
@@ -692,6 +702,14 @@ def minimize_batch(
         names = tuple(f"p{i}" for i in range(n))
         lower, upper = np.full(n, -np.inf), np.full(n, np.inf)
     has_bounds = bool(np.isfinite(lower).any() or np.isfinite(upper).any())
+    outside = np.flatnonzero(np.any((x0b < lower) | (x0b > upper), axis=1))
+    if outside.size:  # as minimize does for one fit (NaN starts are per-member statuses)
+        which = ", ".join(repr(ids_list[i]) for i in outside[:5])
+        more = f" and {outside.size - 5} more" if outside.size > 5 else ""
+        raise ValueError(
+            f"the start values of member(s) {which}{more} lie outside the bounds "
+            f"[{list(np.asarray(lower))}, {list(np.asarray(upper))}]; choose starts inside them"
+        )
     use_jax = (
         vectorize
         and backend_request != "numpy"
@@ -702,7 +720,7 @@ def minimize_batch(
         raise ValueError("backend='jax' was requested but the loss does not trace under JAX")
     method = _pick_method(minimizer, kind, has_bounds) if use_jax else "each"
     if chunk_size is None:
-        threads = _local_threads(use_jax, batch) if executor is None else 1
+        threads = _local_threads(use_jax and method != "each", batch) if executor is None else 1
         chunk_size = _default_chunk(batch, executor, threads)
     chunk_size = max(1, int(chunk_size))
     settings = _settings(minimizer, method, errordef, n)
@@ -720,6 +738,7 @@ def minimize_batch(
         geodesic=bool(minimizer.options.get("geodesic", False)) if method == "lm" else False,
         settings=settings,
         backend_request=backend_request,
+        jacobian=getattr(loss, "jacobian_func", None) if kind == "lsq" else None,
     )
     bounds = [(lo, min(lo + chunk_size, batch)) for lo in range(0, batch, chunk_size)]
     outs = _run_chunks(
@@ -963,7 +982,11 @@ class BatchFitResult:
         ok = np.isfinite(H).all(axis=(1, 2)) & (self.status != int(Status.SINGULAR))
         if ok.any():
             cov[ok] = 2.0 * self._problem.errordef * np.linalg.pinv(H[ok], hermitian=True)
-        return cov
+        # as FitResult.covariance (uncertainties.covariance_from_hessian) does for one fit:
+        # a parameter whose variance comes out non-positive gets NaN, not a wrong error
+        d = np.diagonal(cov, axis1=1, axis2=2)
+        bad = ~(d > 0)
+        return np.where(bad[:, :, None] | bad[:, None, :], np.nan, cov)
 
     def errors(self) -> np.ndarray:
         """``(batch, n)`` one-sigma Hesse errors from :meth:`covariance`."""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BATCH_CACHE_ATTR",
     "NATIVE_CACHE_ATTR",
     "TF_GRAPHS_ATTR",
     "ArrayOps",
@@ -30,11 +31,13 @@ __all__ = [
 NATIVE_CACHE_ATTR = "__zfitlite_lsq__"
 #: Attribute on a user's residual function holding the TensorFlow graphs traced from it.
 TF_GRAPHS_ATTR = "__zfitlite_tf_lsq__"
+#: Attribute on a user's function holding the masked/batched versions minimize_batch built.
+BATCH_CACHE_ATTR = "__zfitlite_batch_masked__"
 
 
 def forget_native(func: Callable) -> None:
     """Drop the native solver functions and graphs remembered on ``func`` (the next solve retraces)."""
-    for attr in (NATIVE_CACHE_ATTR, TF_GRAPHS_ATTR):
+    for attr in (NATIVE_CACHE_ATTR, TF_GRAPHS_ATTR, BATCH_CACHE_ATTR):
         try:
             delattr(func, attr)
         except (AttributeError, TypeError):
