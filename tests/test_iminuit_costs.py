@@ -25,6 +25,7 @@ from zfitlite.adapters import (
 )
 from zfitlite.loss import as_loss
 from zfitlite.minimize import LevenbergMarquardt, ScipyBFGS, ScipyLBFGSB, ScipyMinimize
+from zfitlite.params import make_params
 
 iminuit = pytest.importorskip("iminuit")
 cost = pytest.importorskip("iminuit.cost")
@@ -277,6 +278,15 @@ def test_duck_typed_cost() -> None:
     result = LevenbergMarquardt(tol=TOL).minimize(duck, [0.0, 0.0])
     assert result.names == ("u", "v") and result.params["v"]["upper"] == 1.0
     np.testing.assert_allclose(result.x, [2.0, 0.5], atol=1e-6)
+
+
+def test_named_starts_follow_the_costs_names_whatever_their_order() -> None:
+    """A cost whose names are a reordering of p0, p1: named starts go by name."""
+    duck = _DuckCost(parameters={"p1": None, "p0": (-1.0, 1.0)})
+    params = as_loss(duck).complete_params(make_params({"p0": 0.5, "p1": 3.0}))
+    assert params.names == ("p1", "p0")
+    np.testing.assert_array_equal(params.values, [3.0, 0.5])
+    np.testing.assert_array_equal(params.upper, [np.inf, 1.0])
 
 
 def test_bad_costs() -> None:

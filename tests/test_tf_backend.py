@@ -511,3 +511,18 @@ def test_batch_of_tensorflow_residuals_is_fitted_member_by_member_on_tensorflow(
         LeastSquares(res_np, backend="numpy", args=(t[0][kept], y[0][kept])), [1.0, 0.5]
     )
     np.testing.assert_allclose(on_tf.x[0], single.x, rtol=1e-9)
+
+
+def test_a_loss_using_gather_has_a_dense_gradient():
+    """tf.gather makes the tape return IndexedSlices; the backend hands back a dense array."""
+
+    def loss(x):
+        return tf.reduce_sum(
+            (tf.gather(x, [0, 1, 1]) - tf.constant([1.0, 2.0, 2.0], tf.float64)) ** 2
+        )
+
+    result = ScipyBFGS(tol=1e-10).minimize(
+        SimpleLoss(loss, errordef=1.0, backend="tensorflow"), [0.0, 0.0]
+    )
+    assert result.valid and result.info["backend"] == "tensorflow"
+    np.testing.assert_allclose(result.x, [1.0, 2.0], atol=1e-4)  # EDM < 1e-10: ~1e-5 in x

@@ -57,11 +57,16 @@ def is_zfit_loss(obj: Any) -> bool:
 
 
 def is_iminuit_cost(obj: Any) -> bool:
-    """True for an ``iminuit.cost`` cost function, or a callable with iminuit's ``_parameters``."""
+    """True for an ``iminuit.cost`` cost function, or a callable shaped like one: an
+    ``errordef`` and iminuit's ``_parameters`` mapping (names to limits)."""
     cost_module = sys.modules.get("iminuit.cost")
     if cost_module is not None and isinstance(obj, cost_module.Cost):
         return True
-    return callable(obj) and isinstance(getattr(obj, "_parameters", None), Mapping)
+    return (
+        callable(obj)
+        and getattr(obj, "errordef", None) is not None
+        and isinstance(getattr(obj, "_parameters", None), Mapping)
+    )
 
 
 def _is_iminuit_least_squares(cost: Any) -> bool:
@@ -109,8 +114,8 @@ def _complete_params(
             f"{what} has {n} parameter(s) {list(names)}, but {len(p)} start value(s) were given "
             f"for {list(p.names)}; give one start value per parameter"
         )
-    if p.names in (names, _default_names(n)):
-        order = np.arange(n)
+    if p.names == names or (p.names == _default_names(n) and set(p.names) != set(names)):
+        order = np.arange(n)  # the loss's own order, or unnamed values taken in that order
     elif set(p.names) == set(names):
         order = np.array([p.names.index(name) for name in names])
     else:

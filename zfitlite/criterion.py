@@ -23,7 +23,7 @@ def _cholesky(H: np.ndarray) -> Any:
 def make_posdef(hessian: np.ndarray) -> tuple[np.ndarray, bool]:
     """Return ``(H_pd, was_posdef)``: ``H`` itself when positive definite, else ``H`` with
     its eigenvalues replaced by their absolute values (floored at 1e-10 of the largest)."""
-    H = 0.5 * (hessian + hessian.T)
+    H = 0.5 * hessian + 0.5 * hessian.T  # (H + H.T) / 2 could overflow where H does not
     if _cholesky(H) is not None:
         return H, True
     w, v = np.linalg.eigh(H)
@@ -54,28 +54,30 @@ def edm(
     g = np.asarray(gradient, dtype=np.float64)
     if g.size == 0:
         return 0.0
-    # the dot product and the sum are cheap finiteness checks; the elementwise test only
-    # runs when they overflow or are not finite
-    if not (math.isfinite(g.dot(g)) or np.isfinite(g).all()):
+    if not np.isfinite(g).all():
         return float("inf")
     if inv_hessian is not None:
         return float(0.5 * g @ np.asarray(inv_hessian) @ g)
     if hessian is None:
         raise ValueError("edm needs a hessian or an inverse hessian")
     H = np.asarray(hessian, dtype=np.float64)
-    if not (math.isfinite(H.sum()) or np.isfinite(H).all()):
+    if not np.isfinite(H).all():
         return float("inf")
-    H = 0.5 * (H + H.T)
+    H = 0.5 * H + 0.5 * H.T  # (H + H.T) / 2 could overflow where H itself does not
     # the common case, a positive-definite Hessian: one LAPACK call (Cholesky and solve)
     _, y, info = scipy.linalg.lapack.dposv(H, g)
     if info == 0:
         e = 0.5 * float(g @ y)
         if math.isfinite(e) and e >= 0.0:
             return e
-    c = _cholesky(make_posdef(H)[0])
-    if c is None:
-        return float("inf")
-    return float(0.5 * g @ scipy.linalg.cho_solve(c, g))
+    # not positive definite (or not representable): the absolute-eigenvalue version; at
+    # the edge of float64 its arithmetic may overflow, which gives inf, not a warning
+    with np.errstate(all="ignore"):
+        c = _cholesky(make_posdef(H)[0])
+        if c is None:
+            return float("inf")
+        e = float(0.5 * g @ scipy.linalg.cho_solve(c, g))
+    return e if math.isfinite(e) and e >= 0.0 else float("inf")
 
 
 def free_mask(x: np.ndarray, g: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:

@@ -29,9 +29,16 @@ class LossEvaluationError(ZfitliteError, RuntimeError):
 _FLOATS = (float, np.float64)
 
 
-def _finite_vector(a: np.ndarray) -> bool:
-    """All entries of a 1-D float array finite (a dot product first: cheap for small arrays)."""
-    return math.isfinite(a.dot(a)) or bool(np.isfinite(a).all())
+def _finite_vector(a: np.ndarray, quiet: bool) -> bool:
+    """All entries of a 1-D float array finite.
+
+    Inside a solve (``quiet``: numpy's floating-point warnings are off) a dot product
+    answers first, cheaply for small arrays; it may overflow, and then the elementwise
+    test decides.
+    """
+    if quiet and math.isfinite(a.dot(a)):
+        return True
+    return bool(np.isfinite(a).all())
 
 
 def _fmt(x: np.ndarray) -> str:
@@ -101,6 +108,21 @@ class LossEvaluator:
     def backend(self) -> str:
         """Name of the backend that evaluates the loss."""
         return self.compiled.backend
+
+    @property
+    def has_exact_gradient(self) -> bool:
+        """True when the gradient is not a finite-difference estimate: autodiff (JAX,
+        TensorFlow) or a gradient or residual Jacobian the user gave.
+
+        ``CompiledLoss.exact_derivatives`` alone is not enough: the numpy backend sets it
+        only when both a gradient and a Hessian are given.
+        """
+        if self.compiled.backend != "numpy" or self.compiled.exact_derivatives:
+            return True
+        return (
+            getattr(self.loss, "gradient_func", None) is not None
+            or getattr(self.loss, "jacobian_func", None) is not None
+        )
 
     @property
     def has_residuals(self) -> bool:
@@ -232,7 +254,7 @@ class LossEvaluator:
             print(f"  eval value+gradient x={_fmt(x)} -> {v!r}, {_fmt(g)}")
         if math.isfinite(v):
             self._remember(x, v)
-            if _finite_vector(g):
+            if _finite_vector(g, self._quiet):
                 # kept for the final EDM: a solver's last point is usually one it evaluated
                 self.last_value_gradient = (self.record.last_x, v, g.copy())
                 return v, g

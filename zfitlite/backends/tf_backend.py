@@ -94,7 +94,9 @@ def _value_and_gradient(value: Callable[[Any], Any], x: Any) -> tuple[Any, Any]:
     with tf.GradientTape() as tape:
         tape.watch(x)
         v = value(x)
-    return v, tape.gradient(v, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    g = tape.gradient(v, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    # tf.gather and friends give IndexedSlices: make the gradient a dense tensor
+    return v, tf.convert_to_tensor(g)
 
 
 def _residual_jacobian(res: Callable[[Any], Any], x: Any, n: int) -> Any:

@@ -58,18 +58,6 @@ def minuit_tol(tol: float) -> float:
     return 0.1 * tol / MINUIT_EDM_FACTOR
 
 
-def _has_exact_gradient(evaluator: Any) -> bool:
-    """True when the evaluator's gradient is not a finite-difference estimate."""
-    compiled = evaluator.compiled
-    if compiled.backend != "numpy" or compiled.exact_derivatives:
-        return True
-    loss = evaluator.loss
-    return (
-        getattr(loss, "gradient_func", None) is not None
-        or getattr(loss, "jacobian_func", None) is not None
-    )
-
-
 @contextmanager
 def _minuit_warnings(store: list[str]) -> Iterator[None]:
     """Record iminuit's warnings in ``store``; let every other warning through unchanged.
@@ -214,7 +202,7 @@ class Minuit(BaseMinimizer):
         iminuit = import_iminuit()
         errordef = evaluator.errordef
         goal = criterion.goal
-        use_grad = _has_exact_gradient(evaluator) if self.gradient is None else self.gradient
+        use_grad = evaluator.has_exact_gradient if self.gradient is None else self.gradient
         lower, upper = params.lower, params.upper
 
         # Minuit's sine transform can overshoot a limit by a rounding error: clip

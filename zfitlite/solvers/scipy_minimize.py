@@ -35,7 +35,7 @@ from ._scipy_common import (
 )
 from .base import BaseMinimizer, ScipyProgress, SolverOutput
 
-__all__ = ["ScipyMinimize", "exact_gradient"]
+__all__ = ["ScipyMinimize"]
 
 _PROBLEM_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "zfitlite_problem_id", default=None
@@ -54,21 +54,6 @@ class _Anything:
 
     def __format__(self, spec: str) -> str:
         return ""
-
-
-def exact_gradient(evaluator: Any) -> bool:
-    """True when the loss has an exact gradient: JAX autodiff, or a gradient/Jacobian the user gave.
-
-    ``CompiledLoss.exact_derivatives`` alone is not enough: the numpy backend sets it only
-    when both a gradient and a Hessian are given.
-    """
-    if evaluator.compiled.exact_derivatives:
-        return True
-    loss = evaluator.loss
-    return (
-        getattr(loss, "gradient_func", None) is not None
-        or getattr(loss, "jacobian_func", None) is not None
-    )
 
 
 class ScipyMinimize(BaseMinimizer):
@@ -277,7 +262,7 @@ class ScipyMinimize(BaseMinimizer):
         )
 
     def _minimize(self, evaluator: Any, criterion: Any, params: Any, init: Any) -> SolverOutput:
-        has_jac = exact_gradient(evaluator)
+        has_jac = evaluator.has_exact_gradient
         spec = self.scipy_minimize_params(has_jac)
         method_name = spec["method"]
         method = METHODS[method_name.lower()]
