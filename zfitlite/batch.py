@@ -776,16 +776,9 @@ def _default_chunk(batch: int, executor: Any, threads: int = 1) -> int:
 
 def _settings(minimizer: Any, method: str, errordef: float, n: int) -> dict[str, float]:
     if method == "lm":
-        o = minimizer.options
-        return {
-            "tol_errordef": minimizer.tol * errordef,
-            "xtol": 100.0 * minimizer.tol if o["xtol"] is None else float(o["xtol"]),
-            "aim": float(o["aim"]),
-            "maxfev": float(minimizer._maxiter_for(n)),
-            "max_reject": float(o["max_reject"]),
-            "factor": float(o["factor"]),
-            "geodesic_alpha": float(o["geodesic_alpha"]),
-        }
+        settings = minimizer.lsq_settings(errordef, minimizer._maxiter_for(n))._asdict()
+        settings.pop("nobs")  # per member, set by the solve
+        return settings
     if method == "bfgs":
         return {
             "tol_errordef": minimizer.tol * errordef,

@@ -257,13 +257,17 @@ class LevenbergMarquardt(BaseMinimizer):
         return self._minimize_hessian(evaluator, criterion, params)
 
     def _lsq_settings(self, evaluator: Any, compiled: bool) -> LSQSettings:
-        o = self.options
         budget = evaluator.maxiter - evaluator.ncalls if compiled else np.inf
+        return self.lsq_settings(evaluator.errordef, budget)
+
+    def lsq_settings(self, errordef: float, maxfev: float) -> LSQSettings:
+        """The numbers of one least-squares solve (also used by ``minimize_batch``)."""
+        o = self.options
         return LSQSettings(
-            tol_errordef=self.tol * evaluator.errordef,
+            tol_errordef=self.tol * errordef,
             xtol=100.0 * self.tol if o["xtol"] is None else float(o["xtol"]),
             aim=float(o["aim"]),
-            maxfev=float(budget),
+            maxfev=float(maxfev),
             max_reject=float(o["max_reject"]),
             factor=float(o["factor"]),
             geodesic_alpha=float(o["geodesic_alpha"]),
