@@ -200,6 +200,11 @@ class ZfitLossAdapter(BaseLoss):
             backend="numpy",
             name=name or (zname if isinstance(zname, str) else None),
         )
+        options = getattr(loss, "_options", None)
+        numerical = isinstance(options, Mapping) and bool(options.get("numgrad"))
+        #: zfit's own gradient (autodiff unless the loss was built with numgrad): what
+        #: ``LossEvaluator.has_exact_gradient`` looks for, as for a user's gradient
+        self.gradient_func = None if numerical else loss.gradient
 
     def _describe(self) -> str:
         return f"zfit loss {type(getattr(self, 'zfit_loss', None)).__name__}"
@@ -310,12 +315,15 @@ class ZfitLossAdapter(BaseLoss):
 
         options = getattr(zloss, "_options", None)
         numerical = isinstance(options, Mapping) and bool(options.get("numgrad"))
+        # exact means gradient and Hessian, as the numpy backend's flag means it: a Hessian
+        # from finite differences of the gradient is not
+        exact_hessian = callable(getattr(zloss, "hessian", None))
         return CompiledLoss(
             "numpy",
             value,
             value_and_gradient,
             hessian,
-            exact_derivatives=not numerical,
+            exact_derivatives=exact_hessian and not numerical,
         )
 
     def __repr__(self) -> str:

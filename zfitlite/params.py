@@ -107,7 +107,7 @@ class Params:
         return (np.abs(x - self.lower) <= scale) | (np.abs(self.upper - x) <= scale)
 
     def typical_scale(self) -> np.ndarray:
-        """A per-parameter scale for finite differences: step size, else |value|, else 1."""
+        """A per-parameter scale for finite differences: step size, else the value's magnitude, else 1."""
         cached = self.__dict__.get("_typical_scale")
         if cached is None:  # the fields never change: computed once per Params
             scale = np.where(
