@@ -6,7 +6,9 @@ Two real fits on data generated here with a fixed seed:
    background), found by a global search (differential evolution) and polished by
    Levenberg-Marquardt, with Hesse and profile-likelihood errors;
 2. a scientist's least-squares curve fit (exponential saturation, the NIST Misra1a
-   model) with measurement uncertainties and missing points.
+   model) with measurement uncertainties and missing points;
+3. a clinical modeller's personalisation: one exponential decay fitted to each of 2,000
+   subjects with 5 to 20 visits (some missing), as one batched, compiled solve.
 """
 
 from __future__ import annotations
@@ -114,16 +116,64 @@ def least_squares_demo(verbose: bool = True) -> zfitlite.FitResult:
     return result
 
 
+_NOISE = 0.02
+
+
+def _normalised_decay_residuals(p, t, y):
+    """Decay residuals in units of the measurement noise (a chi-square: errordef 1)."""
+    from zfitlite.testing.batch import decay_residuals
+
+    return decay_residuals(p, t, y) / _NOISE
+
+
+def batch_demo(verbose: bool = True, batch: int = 2000) -> zfitlite.BatchFitResult:
+    """One small decay fit per subject, all at once with :func:`zfitlite.minimize_batch`."""
+    from zfitlite.testing.batch import decay_data
+
+    data = decay_data(batch, npoints=(5, 20), missing=0.1, noise=_NOISE, seed=7)
+    loss = zfitlite.LeastSquares(_normalised_decay_residuals)
+    start = time.perf_counter()
+    result = zfitlite.minimize_batch(
+        zfitlite.minimize.LevenbergMarquardt(tol=1e-8),
+        loss,
+        [1.0, 1.0],
+        args=(data["t"], data["y"]),
+        ids=[f"subject-{i}" for i in range(batch)],
+        progress=False,
+    )
+    elapsed = time.perf_counter() - start
+    if verbose:
+        print("=" * 78)
+        print(
+            f"3) Personalisation: y = a exp(-k t) for {batch} subjects, 5 to 20 visits each "
+            f"(some missing), {elapsed:.2f} s including compilation"
+        )
+        print()
+        print(result)
+        pulls = (result.x - data["params"]) / result.errors()
+        print(
+            f"   pulls (fit - truth) / Hesse error over the subjects: mean "
+            f"{np.round(pulls.mean(axis=0), 3).tolist()}, std {np.round(pulls.std(axis=0), 3).tolist()}"
+            " (honest errors: 0 and 1)"
+        )
+        print(f"   {result.ids[0]}: {result[0].values}, errors {result.errors()[0].tolist()}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the demo; returns a process exit code (0 when both fits are valid)."""
+    """Run the demo; returns a process exit code (0 when every fit is valid)."""
     parser = argparse.ArgumentParser(prog="python -m zfitlite", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="print only the final line")
     args = parser.parse_args(argv)
     r1 = likelihood_demo(verbose=not args.quiet)
     r2 = least_squares_demo(verbose=not args.quiet)
-    ok = r1.valid and r2.valid
+    r3 = batch_demo(verbose=not args.quiet)
+    ok = r1.valid and r2.valid and bool(r3.valid.all())
     print("=" * 78)
-    print(f"demo finished: likelihood fit valid={r1.valid}, least-squares fit valid={r2.valid}")
+    print(
+        f"demo finished: likelihood fit valid={r1.valid}, least-squares fit valid={r2.valid}, "
+        f"batch {int(r3.valid.sum())} of {len(r3)} valid"
+    )
     return 0 if ok else 1
 
 
