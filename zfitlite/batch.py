@@ -93,7 +93,7 @@ def _loss_parts(loss: Any) -> tuple[str, Callable, float, Params | None, tuple, 
     if isinstance(loss, _CallableLoss):
         return "scalar", loss.func, loss.errordef, None, (), "auto"
     if isinstance(loss, SimpleLoss):
-        return "scalar", loss.func, loss.errordef, loss.params, (), loss.backend_request
+        return "scalar", loss.func, loss.errordef, loss.params, loss.args, loss.backend_request
     if isinstance(loss, BaseLoss):
         raise TypeError(
             f"minimize_batch needs a LeastSquares, a SimpleLoss or a callable f(x, *args) with "
@@ -372,8 +372,9 @@ def _member_loss(
             name=name,
             args=(mask, *filled),
         )
+    # the data as args: on JAX every member reuses the programs compiled for the first
     return SimpleLoss(
-        _Bound(problem.func, data), errordef=problem.errordef, backend=backend, name=name
+        problem.func, errordef=problem.errordef, backend=backend, name=name, args=tuple(data)
     )
 
 
@@ -396,17 +397,6 @@ class _MaskedResiduals:
             r = tf.reshape(r, [-1])
             return tf.where(mask, tf.zeros_like(r), r)
         return np.where(mask, 0.0, np.reshape(np.asarray(r, dtype=np.float64), -1))
-
-
-class _Bound:
-    """``x -> func(x, *data)`` (picklable)."""
-
-    def __init__(self, func: Callable, data: tuple) -> None:
-        self.func = func
-        self.data = data
-
-    def __call__(self, x: Any) -> Any:
-        return self.func(x, *self.data)
 
 
 def _member_data(data: tuple[np.ndarray, ...], i: int) -> tuple[np.ndarray, ...]:

@@ -8,6 +8,7 @@ parameters, so a second fit of the same loss does not trace or compile again.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .backends import Backend, CompiledLoss, detect_backend, get_backend
+from .backends.base import after_x
 from .backends.ops import forget_native
 from .cache import GraphCachable
 from .params import Params, make_params
@@ -125,7 +127,7 @@ class SimpleLoss(BaseLoss):
     Parameters
     ----------
     func : callable
-        ``func(x)`` with ``x`` a 1-D float64 array in parameter order.
+        ``func(x, *args)`` with ``x`` a 1-D float64 array in parameter order.
     params : optional
         The loss's parameters in any form accepted by :func:`~zfitlite.params.make_params`;
         then ``minimize(loss)`` needs no ``params``.
@@ -140,6 +142,10 @@ class SimpleLoss(BaseLoss):
         tensorflow is imported and ``func`` returns a ``tf.Tensor``, else numpy.
     name : str, optional
         Used in reports (``problem_id``).
+    args : tuple of arrays, optional
+        Data passed to ``func`` (and to ``gradient``, ``hessian``) after ``x``. Keeping data
+        out of the function's closure lets a loss on new data of the same shapes reuse the
+        compiled JAX functions of an earlier one (toy studies: no recompilation per toy).
     """
 
     def __init__(
@@ -151,6 +157,7 @@ class SimpleLoss(BaseLoss):
         hessian: Callable | None = None,
         backend: str = "auto",
         name: str | None = None,
+        args: tuple = (),
     ) -> None:
         if not callable(func):
             raise TypeError(f"SimpleLoss needs a callable func, got {type(func).__name__}")
@@ -159,11 +166,16 @@ class SimpleLoss(BaseLoss):
                 raise TypeError(
                     f"SimpleLoss: {what} must be a callable or None, got {type(f).__name__}"
                 )
+        if not isinstance(args, tuple):
+            raise TypeError(
+                f"SimpleLoss: args must be a tuple of arrays, got {type(args).__name__}"
+            )
         if errordef is None:
             errordef = getattr(func, "errordef", None)
         self.func = func
         self.gradient_func = gradient
         self.hessian_func = hessian
+        self.args = args
         super().__init__(params=params, errordef=errordef, backend=backend, name=name)
         self.errordef  # noqa: B018 - validate now: a missing errordef is an error at construction
 
@@ -171,12 +183,24 @@ class SimpleLoss(BaseLoss):
         name = getattr(getattr(self, "func", None), "__name__", "function")
         return f"loss '{getattr(self, 'name', None) or name}'"
 
+    def reset_cache(self, reset_from: GraphCachable) -> None:
+        """Clear compiled functions, including those remembered on ``func``."""
+        forget_native(self.func)
+        super().reset_cache(reset_from)
+
     def _traced_function(self) -> Callable:
-        return self.func
+        if not self.args:
+            return self.func
+        return functools.partial(after_x, self.func, self.args)
 
     def _build(self, backend: Backend, n: int, typical: np.ndarray | None) -> CompiledLoss:
         return backend.scalar(
-            self.func, n, gradient=self.gradient_func, hessian=self.hessian_func, typical=typical
+            self.func,
+            n,
+            gradient=self.gradient_func,
+            hessian=self.hessian_func,
+            typical=typical,
+            args=self.args,
         )
 
 
@@ -256,8 +280,7 @@ class LeastSquares(BaseLoss):
     def _traced_function(self) -> Callable:
         if not self.args:
             return self.residuals_func
-        func, args = self.residuals_func, self.args
-        return lambda x: func(x, *args)
+        return functools.partial(after_x, self.residuals_func, self.args)
 
     def _build(self, backend: Backend, n: int, typical: np.ndarray | None) -> CompiledLoss:
         return backend.least_squares(

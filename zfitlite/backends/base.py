@@ -43,6 +43,11 @@ def real_scalar(v: Any, where: str | Callable[[], str] = "") -> float:
     return float(arr.reshape(()))
 
 
+def after_x(f: Callable, args: tuple, x: Any) -> Any:
+    """``f(x, *args)``; with :func:`functools.partial`, a function of ``x`` with its data bound."""
+    return f(x, *args)
+
+
 @dataclass(frozen=True)
 class CompiledLoss:
     """Callables over numpy float64 arrays, built by a backend for one parameter layout.
@@ -89,8 +94,12 @@ class Backend(ABC):
         gradient: Callable | None = None,
         hessian: Callable | None = None,
         typical: Array | None = None,
+        args: tuple = (),
     ) -> CompiledLoss:
-        """Build callables for a scalar loss ``func(x) -> float``."""
+        """Build callables for a scalar loss ``func(x, *args) -> float``.
+
+        ``gradient`` and ``hessian``, when given, take ``(x, *args)`` too.
+        """
 
     @abstractmethod
     def least_squares(

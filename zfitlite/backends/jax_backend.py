@@ -9,7 +9,7 @@ import numpy as np
 
 from ..exceptions import BackendNotAvailable
 from .base import Array, Backend, CompiledLoss
-from .ops import ArrayOps, jacobi_svd
+from .ops import JAX_JIT_ATTR, ArrayOps, jacobi_svd, remembered
 
 __all__ = ["JaxBackend", "JaxBatchOps", "JaxOps", "import_jax"]
 
@@ -154,47 +154,59 @@ class JaxBackend(Backend):
         gradient: Callable | None = None,
         hessian: Callable | None = None,
         typical: Array | None = None,
+        args: tuple = (),
     ) -> CompiledLoss:
         jax = import_jax()
         jnp = jax.numpy
+        args = tuple(jnp.asarray(a) for a in args)
 
-        def pure(x: Any) -> Any:
-            out = jnp.asarray(func(x))
-            if out.size != 1:
-                raise ValueError(
-                    f"the loss returned an array of shape {out.shape} where a scalar is due"
-                )
-            if jnp.iscomplexobj(out):
-                raise ValueError("the loss returned a complex value; it must be real")
-            return jnp.reshape(out, ())
+        def build() -> tuple[Callable, Callable, Callable, Callable]:
+            def pure(x: Any, *data: Any) -> Any:
+                out = jnp.asarray(func(x, *data))
+                if out.size != 1:
+                    raise ValueError(
+                        f"the loss returned an array of shape {out.shape} where a scalar is due"
+                    )
+                if jnp.iscomplexobj(out):
+                    raise ValueError("the loss returned a complex value; it must be real")
+                return jnp.reshape(out, ())
 
-        value_j = jax.jit(pure)
-        vg_j = jax.jit(jax.value_and_grad(pure))
-        hess_j = jax.jit(jax.hessian(pure))
+            return (
+                pure,
+                jax.jit(pure),
+                jax.jit(jax.value_and_grad(pure)),
+                jax.jit(jax.hessian(pure)),
+            )
+
+        # compiled once per function: a loss on new data of the same shapes reuses them
+        pure, value_j, vg_j, hess_j = remembered(func, JAX_JIT_ATTR, "scalar", build)
 
         def value(x: Array) -> float:
-            return float(value_j(x))
+            return float(value_j(x, *args))
 
         if gradient is None:
 
             def value_and_gradient(x: Array) -> tuple[float, Array]:
-                v, g = vg_j(x)
+                v, g = vg_j(x, *args)
                 return float(v), np.asarray(g)
         else:
 
             def value_and_gradient(x: Array) -> tuple[float, Array]:
-                return float(value_j(x)), np.asarray(gradient(x), dtype=np.float64)
+                return float(value_j(x, *args)), np.asarray(gradient(x, *args), dtype=np.float64)
 
         if hessian is None:
 
             def hess(x: Array) -> Array:
-                return np.asarray(hess_j(x))
+                return np.asarray(hess_j(x, *args))
         else:
 
             def hess(x: Array) -> Array:
-                return np.asarray(hessian(x), dtype=np.float64)
+                return np.asarray(hessian(x, *args), dtype=np.float64)
 
-        return CompiledLoss("jax", value, value_and_gradient, hess, native={"value": pure})
+        def bound(x: Any) -> Any:
+            return pure(x, *args)
+
+        return CompiledLoss("jax", value, value_and_gradient, hess, native={"value": bound})
 
     def least_squares(
         self,
@@ -209,6 +221,25 @@ class JaxBackend(Backend):
         jnp = jax.numpy
         args = tuple(jnp.asarray(a) for a in args)
 
+        def build() -> tuple[Callable, ...]:
+            def res_unbound(x: Any, *data: Any) -> Any:
+                return jnp.reshape(residuals(x, *data), (-1,))
+
+            def value_unbound(x: Any, *data: Any) -> Any:
+                r = res_unbound(x, *data)
+                return r @ r
+
+            return (
+                jax.jit(res_unbound),
+                jax.jit(jax.jacfwd(res_unbound)),
+                jax.jit(value_unbound),
+                jax.jit(jax.value_and_grad(value_unbound)),
+                jax.jit(jax.hessian(value_unbound)),
+            )
+
+        # compiled once per residual function: new data of the same shapes reuses them
+        res_j, jac_j, value_j, vg_j, hess_j = remembered(residuals, JAX_JIT_ATTR, "lsq", build)
+
         def res_pure(x: Any) -> Any:
             return jnp.reshape(residuals(x, *args), (-1,))
 
@@ -216,29 +247,23 @@ class JaxBackend(Backend):
             r = res_pure(x)
             return r @ r
 
-        res_j = jax.jit(res_pure)
-        jac_j = jax.jit(jax.jacfwd(res_pure)) if jacobian is None else None
-        value_j = jax.jit(value_pure)
-        vg_j = jax.jit(jax.value_and_grad(value_pure))
-        hess_j = jax.jit(jax.hessian(value_pure))
-
         def res(x: Array) -> Array:
-            return np.asarray(res_j(x))
+            return np.asarray(res_j(x, *args))
 
         def jac(x: Array) -> Array:
             if jacobian is not None:
                 return np.asarray(jacobian(x, *args), dtype=np.float64)
-            return np.asarray(jac_j(x))
+            return np.asarray(jac_j(x, *args))
 
         def value(x: Array) -> float:
-            return float(value_j(x))
+            return float(value_j(x, *args))
 
         def value_and_gradient(x: Array) -> tuple[float, Array]:
-            v, g = vg_j(x)
+            v, g = vg_j(x, *args)
             return float(v), np.asarray(g)
 
         def hess(x: Array) -> Array:
-            return np.asarray(hess_j(x))
+            return np.asarray(hess_j(x, *args))
 
         return CompiledLoss(
             "jax",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
 
 from . import numdiff
-from .base import Array, Backend, CompiledLoss, real_scalar
+from .base import Array, Backend, CompiledLoss, after_x, real_scalar
 
 __all__ = ["NumpyBackend"]
 
@@ -29,7 +30,14 @@ class NumpyBackend(Backend):
         gradient: Callable | None = None,
         hessian: Callable | None = None,
         typical: Array | None = None,
+        args: tuple = (),
     ) -> CompiledLoss:
+        if args:  # the data after x, bound once
+            func, gradient, hessian = (
+                None if f is None else functools.partial(after_x, f, args)
+                for f in (func, gradient, hessian)
+            )
+
         def value(x: Array) -> float:
             return func(x)
 

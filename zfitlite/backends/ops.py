@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "BATCH_CACHE_ATTR",
+    "JAX_JIT_ATTR",
     "NATIVE_CACHE_ATTR",
     "TF_GRAPHS_ATTR",
     "ArrayOps",
@@ -33,15 +34,32 @@ NATIVE_CACHE_ATTR = "__zfitlite_lsq__"
 TF_GRAPHS_ATTR = "__zfitlite_tf_lsq__"
 #: Attribute on a user's function holding the masked/batched versions minimize_batch built.
 BATCH_CACHE_ATTR = "__zfitlite_batch_masked__"
+#: Attribute on a user's function holding its jitted JAX value/gradient/Hessian functions of
+#: ``(x, *args)``: losses that share the function (new data, same shapes) share the programs.
+JAX_JIT_ATTR = "__zfitlite_jax_jit__"
 
 
 def forget_native(func: Callable) -> None:
     """Drop the native solver functions and graphs remembered on ``func`` (the next solve retraces)."""
-    for attr in (NATIVE_CACHE_ATTR, TF_GRAPHS_ATTR, BATCH_CACHE_ATTR):
+    for attr in (NATIVE_CACHE_ATTR, TF_GRAPHS_ATTR, BATCH_CACHE_ATTR, JAX_JIT_ATTR):
         try:
             delattr(func, attr)
         except (AttributeError, TypeError):
             pass
+
+
+def remembered(func: Callable, attr: str, key: Any, build: Callable[[], Any]) -> Any:
+    """``build()``, remembered on ``func`` under ``attr[key]`` (built again where ``func``
+    takes no attributes, e.g. a bound method)."""
+    cache = getattr(func, attr, None)
+    if isinstance(cache, dict) and key in cache:
+        return cache[key]
+    value = build()
+    try:
+        setattr(func, attr, {**(cache if isinstance(cache, dict) else {}), key: value})
+    except (AttributeError, TypeError):
+        pass
+    return value
 
 
 class ArrayOps:

@@ -13,13 +13,14 @@ functions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..exceptions import BackendNotAvailable
-from .base import Array, Backend, CompiledLoss
+from .base import Array, Backend, CompiledLoss, after_x
 from .ops import TF_GRAPHS_ATTR
 
 __all__ = ["TensorFlowBackend", "import_tensorflow"]
@@ -240,12 +241,20 @@ class TensorFlowBackend(Backend):
         gradient: Callable | None = None,
         hessian: Callable | None = None,
         typical: Array | None = None,
+        args: tuple = (),
     ) -> CompiledLoss:
+        """Graphs of ``func(x, *args)``: ``args`` are bound as constants (new data traces anew)."""
         tf = import_tensorflow()
         spec = tf.TensorSpec((n,), tf.float64)
+        consts = tuple(_as_tensor(a) for a in args)
+        if args:
+            gradient, hessian = (
+                None if f is None else functools.partial(after_x, f, args)
+                for f in (gradient, hessian)
+            )
 
         def pure(x: Any) -> Any:
-            return _scalar_output(func(x))
+            return _scalar_output(func(x, *consts))
 
         def fn(f: Callable) -> Any:
             return tf.function(f, autograph=False, input_signature=[spec])
