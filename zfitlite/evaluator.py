@@ -86,9 +86,11 @@ class LossEvaluator:
         self.strategy = strategy
         self.maxiter = int(maxiter)
         self.verbosity = verbosity
-        self.compiled = (
-            compiled if compiled is not None else loss.compiled(self.n, params.typical_scale())
-        )
+        if compiled is None:
+            # per-parameter scales matter only for finite differences (non-compiling backends)
+            compiles = loss.backend_for(self.n).compiles
+            compiled = loss.compiled(self.n, None if compiles else params.typical_scale())
+        self.compiled = compiled
         self.nfev = self.ngrad = self.nhess = self.nres = self.njac = 0
         self.best_x: np.ndarray = params.values.copy()
         self.best_value = float("inf")

@@ -65,8 +65,11 @@ class Params:
         for arr in (self.values, self.lower, self.upper, self.stepsize):
             arr.setflags(write=False)
         _validate(self)
-        # the bounds never change after construction: answer has_bounds once
-        bounded = bool(np.isfinite(self.lower).any() or np.isfinite(self.upper).any())
+        # the bounds never change after construction: answer has_bounds once (at once for
+        # the shared default bounds)
+        bounded = not (
+            self.lower is _constant(n, -np.inf) and self.upper is _constant(n, np.inf)
+        ) and bool(np.isfinite(self.lower).any() or np.isfinite(self.upper).any())
         object.__setattr__(self, "_has_bounds", bounded)
 
     def __len__(self) -> int:
@@ -110,11 +113,14 @@ class Params:
         """A per-parameter scale for finite differences: step size, else the value's magnitude, else 1."""
         cached = self.__dict__.get("_typical_scale")
         if cached is None:  # the fields never change: computed once per Params
-            scale = np.where(
-                np.isfinite(self.stepsize) & (self.stepsize > 0),
-                self.stepsize,
-                np.abs(self.values),
-            )
+            if self.stepsize is _constant(len(self.names), np.nan):  # no step sizes given
+                scale = np.abs(self.values)
+            else:
+                scale = np.where(
+                    np.isfinite(self.stepsize) & (self.stepsize > 0),
+                    self.stepsize,
+                    np.abs(self.values),
+                )
             cached = np.where(scale > 0, scale, 1.0)
             cached.setflags(write=False)
             object.__setattr__(self, "_typical_scale", cached)
