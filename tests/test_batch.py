@@ -480,6 +480,16 @@ def test_a_numpy_member_fit_uses_the_users_jacobian(decay):
     res = minimize_batch(LevenbergMarquardt(tol=TOL), loss, [1.0, 1.0], (t, y))
     assert res.info["method"] == "each" and res.valid.all()
     assert len(calls) == sum(r.info["njac"] for r in res) > 0
+    # a member with missing points: its rows of the user's Jacobian are masked, not dropped
+    y[1, 2] = np.nan
+    calls.clear()
+    masked = minimize_batch(LevenbergMarquardt(tol=TOL), loss, [1.0, 1.0], (t, y))
+    assert masked.valid.all() and len(calls) == sum(r.info["njac"] for r in masked) > 0
+    kept = ~np.isnan(y[1])
+    alone = LevenbergMarquardt(tol=TOL).minimize(
+        LeastSquares(problems.decay_residuals_numpy, args=(t[1][kept], y[1][kept])), [1.0, 1.0]
+    )
+    np.testing.assert_allclose(masked.x[1], alone.x, rtol=1e-8)
 
 
 def test_names_and_bounds_come_from_the_loss(decay):

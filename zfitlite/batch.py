@@ -367,6 +367,7 @@ def _member_loss(
         filled = tuple(np.where(np.isnan(a), 0.0, a) if a.dtype.kind == "f" else a for a in data)
         return LeastSquares(
             _MaskedResiduals(problem.func),
+            jacobian=None if problem.jacobian is None else _MaskedJacobian(problem.jacobian),
             errordef=problem.errordef,
             backend=backend,
             name=name,
@@ -376,6 +377,20 @@ def _member_loss(
     return SimpleLoss(
         problem.func, errordef=problem.errordef, backend=backend, name=name, args=tuple(data)
     )
+
+
+class _MaskedJacobian:
+    """``(x, mask, *data) -> jacobian`` with the rows of masked entries set to 0 (picklable).
+
+    A user's Jacobian is called eagerly by every backend, so numpy does the masking.
+    """
+
+    def __init__(self, jacobian: Callable) -> None:
+        self.jacobian = jacobian
+
+    def __call__(self, x: Any, mask: Any, *data: Any) -> np.ndarray:
+        J = np.asarray(self.jacobian(x, *data), dtype=np.float64)
+        return np.where(np.asarray(mask)[:, None], 0.0, J)
 
 
 class _MaskedResiduals:
