@@ -34,7 +34,6 @@ from .base import BaseMinimizer, ScipyProgress, SolverOutput
 
 __all__ = [
     "METHODS",
-    "Box",
     "Measure",
     "ScipyLocalMinimizer",
     "ScipyMethod",
@@ -164,28 +163,6 @@ def start_info(params: Any, init: Any, errordef: float) -> StartInfo:
 
 
 # -- bounds ---------------------------------------------------------------------------------
-class Box:
-    """The parameters as the scipy plumbing reads them, with ``has_bounds`` computed once.
-
-    ``Params.has_bounds`` scans the bounds on every access; the loop asks often.
-    """
-
-    __slots__ = ("has_bounds", "lower", "names", "stepsize", "upper", "values")
-
-    def __init__(self, params: Any) -> None:
-        self.names = params.names
-        self.values = params.values
-        self.stepsize = params.stepsize
-        self.lower = params.lower
-        self.upper = params.upper
-        self.has_bounds = bool(params.has_bounds)
-
-    def at_limit(self, x: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
-        """Which parameters of ``x`` sit on (or within ``rtol`` of) a bound (as ``Params.at_limit``)."""
-        scale = np.maximum(np.abs(x), 1.0) * rtol
-        return (np.abs(x - self.lower) <= scale) | (np.abs(self.upper - x) <= scale)
-
-
 def scipy_bounds(params: Any, keep_feasible: bool = False) -> scipy.optimize.Bounds | None:
     """The parameters' bounds as :class:`scipy.optimize.Bounds`, or None when there are none."""
     if not params.has_bounds:
@@ -722,7 +699,6 @@ class ScipyRoundsMinimizer(BaseMinimizer):
     # the loop ----------------------------------------------------------------------------
     def _minimize(self, evaluator: Any, criterion: Any, params: Any, init: Any) -> SolverOutput:
         info = start_info(params, init, evaluator.errordef)
-        params = Box(params)
         x = params.values.copy()
         opts = self._first_options(evaluator, params, x, info)
         max_rounds = int(self.options["max_rounds"])

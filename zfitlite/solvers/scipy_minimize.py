@@ -23,7 +23,6 @@ from ..result import FitResult
 from ..status import Status
 from ._scipy_common import (
     METHODS,
-    Box,
     bounded_methods,
     dense_or_none,
     measure,
@@ -275,7 +274,6 @@ class ScipyMinimize(BaseMinimizer):
                 "remove the bounds"
             )
         info = start_info(params, init, evaluator.errordef) if method.start is not None else None
-        params = Box(params)
         x0 = params.values.copy()
         if info is not None and method.start is not None:
             seeded = method.start(x0, info, params, {**method.options, **opts})
