@@ -21,6 +21,7 @@ gathered in order.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -77,6 +78,13 @@ class _Problem:
     settings: dict[str, float] = field(default_factory=dict)
     backend_request: str = "auto"  # the loss's own request, for member-by-member fits
     jacobian: Callable | None = None  # a LeastSquares' own Jacobian, for member-by-member fits
+
+    @functools.cached_property
+    def template(self) -> Params:
+        """The parameters (names, bounds) with placeholder values: ``with_values`` gives a
+        member's, unvalidated (a NaN start or end point is allowed there)."""
+        placeholder = np.clip(np.zeros(len(self.names)), self.lower, self.upper)
+        return Params(self.names, placeholder, self.lower, self.upper)
 
 
 def _loss_parts(loss: Any) -> tuple[str, Callable, float, Params | None, tuple, str]:
@@ -471,20 +479,7 @@ def _solve_each(
 
 def _plain_params(problem: _Problem, values: np.ndarray) -> Params:
     """Params with these values, unvalidated (a NaN start or end point is allowed here)."""
-    params = Params.__new__(Params)
-    values = np.array(values, dtype=np.float64)
-    values.setflags(write=False)
-    bounded = bool(np.isfinite(problem.lower).any() or np.isfinite(problem.upper).any())
-    for key, val in (
-        ("names", problem.names),
-        ("values", values),
-        ("lower", problem.lower),
-        ("upper", problem.upper),
-        ("stepsize", np.full(len(problem.names), np.nan)),
-        ("_has_bounds", bounded),
-    ):
-        object.__setattr__(params, key, val)
-    return params
+    return problem.template.with_values(values)
 
 
 def _invalid_result(problem: _Problem, x: np.ndarray, status: Status, why: str) -> FitResult:
@@ -907,9 +902,7 @@ class BatchFitResult:
         status, messages = _final_status(problem, cat, x0)
         x = cat["x"]
         fmin = cat["fmin"]
-        lower, upper = problem.lower, problem.upper
-        scale = np.maximum(np.abs(x), 1.0) * 1e-8
-        at_limit = ((np.abs(x - lower) <= scale) | (np.abs(upper - x) <= scale)).any(axis=1)
+        at_limit = problem.template.at_limit(x).any(axis=1)  # Params.at_limit broadcasts
         valid = (status == int(Status.CONVERGED)) & np.isfinite(fmin) & ~at_limit
         extra = {k: cat[k] for k in ("gradient", "hessian", "mask", "nfev", "njev", "lam")}
         return cls(
