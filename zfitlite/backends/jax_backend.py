@@ -160,7 +160,7 @@ class JaxBackend(Backend):
         jnp = jax.numpy
         args = tuple(jnp.asarray(a) for a in args)
 
-        def build() -> tuple[Callable, Callable, Callable, Callable]:
+        def build() -> tuple[Callable, Callable, Callable]:
             def pure(x: Any, *data: Any) -> Any:
                 out = jnp.asarray(func(x, *data))
                 if out.size != 1:
@@ -172,14 +172,13 @@ class JaxBackend(Backend):
                 return jnp.reshape(out, ())
 
             return (
-                pure,
                 jax.jit(pure),
                 jax.jit(jax.value_and_grad(pure)),
                 jax.jit(jax.hessian(pure)),
             )
 
         # compiled once per function: a loss on new data of the same shapes reuses them
-        pure, value_j, vg_j, hess_j = remembered(func, JAX_JIT_ATTR, "scalar", build)
+        value_j, vg_j, hess_j = remembered(func, JAX_JIT_ATTR, "scalar", build)
 
         def value(x: Array) -> float:
             return float(value_j(x, *args))
@@ -203,10 +202,7 @@ class JaxBackend(Backend):
             def hess(x: Array) -> Array:
                 return np.asarray(hessian(x, *args), dtype=np.float64)
 
-        def bound(x: Any) -> Any:
-            return pure(x, *args)
-
-        return CompiledLoss("jax", value, value_and_gradient, hess, native={"value": bound})
+        return CompiledLoss("jax", value, value_and_gradient, hess)
 
     def least_squares(
         self,
@@ -240,13 +236,6 @@ class JaxBackend(Backend):
         # compiled once per residual function: new data of the same shapes reuses them
         res_j, jac_j, value_j, vg_j, hess_j = remembered(residuals, JAX_JIT_ATTR, "lsq", build)
 
-        def res_pure(x: Any) -> Any:
-            return jnp.reshape(residuals(x, *args), (-1,))
-
-        def value_pure(x: Any) -> Any:
-            r = res_pure(x)
-            return r @ r
-
         def res(x: Array) -> Array:
             return np.asarray(res_j(x, *args))
 
@@ -273,8 +262,6 @@ class JaxBackend(Backend):
             residuals=res,
             jacobian=jac,
             native={
-                "value": value_pure,
-                "residuals": res_pure,
                 # the unbound function and its data, for compiled solvers reused across data
                 "residuals_args": residuals if jacobian is None else None,
                 "args": args,
