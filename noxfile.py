@@ -30,8 +30,10 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the Sphinx documentation with warnings as errors."""
-    session.install("-e", ".[docs,jax]")
+    session.install("-e", ".[test]")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    # every example on the pages runs, and the build is checked page by page
+    session.run("pytest", "tests/test_docs_examples.py", "tests/test_docs_build.py")
 
 
 @nox.session
@@ -39,4 +41,6 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against the peers, plus the slow tests."""
     session.install("-e", ".[test,bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)
-    session.run("pytest", "-m", "slow")
+    # the slow tests, and the property tests with many more random examples
+    session.run("pytest", "-m", "slow", env={"ZFITLITE_HYPOTHESIS_PROFILE": "long"})
+    session.run("pytest", "tests/test_properties.py", env={"ZFITLITE_HYPOTHESIS_PROFILE": "long"})

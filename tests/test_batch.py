@@ -525,3 +525,31 @@ def test_numpy_ops_vmap_maps_like_jax_vmap():
     np.testing.assert_allclose(eager[0], x * 5.0 + 0.5)
     with pytest.raises(ValueError, match="one leading size"):
         numpy_ops.vmap(member, in_axes=(0, 0, None))(x, LSQSettings(*([np.ones(2)] * 8)), 0.5)
+
+
+def test_ctrl_c_stops_a_member_by_member_batch():
+    """An interrupt in member 2's fit stops the batch; the loss and minimizer stay usable."""
+    t = np.tile(np.linspace(0.0, 4.0, 12), (5, 1))
+    member = np.arange(5.0)[:, None]
+    y = (2.0 + member) * np.exp(-(1.0 + 0.1 * member) * t)  # y[i, 0] = 2 + i names the member
+    seen: list[int] = []
+    armed = [10**9]
+
+    def residuals(p, t, y):
+        seen.append(round(float(y[0])) - 2)
+        if len(seen) == armed[0]:
+            raise KeyboardInterrupt
+        return problems.decay_residuals_numpy(p, t, y)
+
+    lm = LevenbergMarquardt(tol=TOL)
+    clean = minimize_batch(lm, LeastSquares(residuals, backend="numpy"), [1.0, 1.0], (t, y))
+    assert clean.valid.all()
+    calls_before_member_2 = seen.index(2)
+    seen.clear()
+    armed[0] = calls_before_member_2 + 4  # inside member 2's fit
+    with pytest.raises(KeyboardInterrupt, match=r"at member 2 \(2 of 5 done\)"):
+        minimize_batch(lm, LeastSquares(residuals, backend="numpy"), [1.0, 1.0], (t, y))
+    assert max(seen) == 2  # members 3 and 4 never started
+    armed[0] = 10**9
+    again = minimize_batch(lm, LeastSquares(residuals, backend="numpy"), [1.0, 1.0], (t, y))
+    np.testing.assert_array_equal(again.x, clean.x)

@@ -280,3 +280,36 @@ def test_create_evaluator_and_criterion():
         ev.value(np.array([1.0, 1.0]))
     crit = minimizer.create_criterion(f, [0.0, 0.0])
     assert crit.goal == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize(
+    "minimizer", ["LevenbergMarquardt", "ScipyBFGS", "ScipyLBFGSB", "ScipyTrustConstr"]
+)
+def test_a_saddle_point_is_never_a_valid_minimum(minimizer):
+    """Started exactly on the saddle of x^2 - y^2 the gradient is zero and so is the EDM;
+    the negative curvature of the Hessian still says this is no minimum."""
+
+    def saddle(p):
+        return p[0] ** 2 - p[1] ** 2
+
+    saddle.errordef = 1.0
+    result = getattr(zfitlite.minimize, minimizer)().minimize(saddle, [0.0, 0.0])
+    assert not result.valid
+    assert result.status is Status.NOT_CONVERGED
+    assert "negative eigenvalue (-1 of its largest)" in result.message
+
+
+def test_noise_swamping_numerical_derivatives_is_not_convergence():
+    """Noise of 0.01 on a loss of scale 100 makes the finite-difference Hessian garbage (here
+    negative definite, with a tiny EDM): the fit must not call that point a minimum."""
+    noise = np.random.default_rng(0)
+
+    def simulated(p):
+        exact = 100 * ((p[0] - 1.0) ** 2 + 4 * (p[1] + 0.5) ** 2)
+        return exact + 1e-2 * noise.standard_normal()
+
+    loss = zfitlite.SimpleLoss(simulated, errordef=1.0, backend="numpy")
+    result = zfitlite.minimize.LevenbergMarquardt().minimize(loss, [0.0, 0.0])
+    assert result.edm < 1e-3  # the EDM alone would have called it converged
+    assert not result.valid and result.status is Status.NOT_CONVERGED
+    assert "noise" in result.message

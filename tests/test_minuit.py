@@ -268,3 +268,18 @@ def test_missing_iminuit_is_a_clear_error(monkeypatch):
         Minuit()
     with pytest.raises(ImportError):
         Minuit()
+
+
+def test_a_minimum_outside_the_box_ends_on_the_bound():
+    """Minuit's transform stops a hair inside a bound (here 0.0027 above it, with a flat
+    loss); the result is put on the bound, so it counts as at limit and is not valid."""
+    loss = zfitlite.SimpleLoss(
+        lambda p: 1e-3 * ((p[0] + 0.3) ** 2 + (p[1] - 1) ** 2 + 0.5 * p[0] * p[1]),
+        errordef=0.5,
+        backend="numpy",
+    )
+    params = {"a": {"value": 1.0, "lower": 0.0, "upper": 3.0}, "b": 0.0}
+    result = zfitlite.minimize.Minuit(tol=1e-3).minimize(loss, params)
+    assert result.x[0] == 0.0
+    assert result.params_at_limit == ["a"] and not result.valid
+    assert result.x[1] == pytest.approx(1.0, abs=0.1)  # b is free: d f/d b = 0 at a = 0

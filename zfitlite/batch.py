@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from .backends.ops import BATCH_CACHE_ATTR
+from ._progress import make_bar, should_show
+from .backends.ops import BATCH_CACHE_ATTR, JAX_JIT_ATTR, remembered
 from .exceptions import FailMinimizeNaN
 from .loss import BaseLoss, LeastSquares, SimpleLoss, _CallableLoss
 from .params import Params
@@ -314,6 +314,17 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[:1], extra, axis=0)])
 
 
+def _compiled(func: Callable, key: tuple, make: Callable[[], Callable], ops: Any) -> Callable:
+    """The jitted batch solve for ``func``, remembered on ``func`` itself.
+
+    Not ``jit(_lm_batch, static_argnums=...)`` with the functions as static arguments:
+    JAX's caches would keep every fitted function (a fresh closure per dataset, its data
+    and its compiled program) alive for the life of the process. Here the program is
+    freed with the function, and ``reset_cache`` (``forget_native``) drops it.
+    """
+    return remembered(func, JAX_JIT_ATTR, key, lambda: ops.jit(make()))
+
+
 def _solve_vectorised(problem: _Problem, x0: np.ndarray, data: tuple) -> dict[str, Any]:
     from .backends import get_backend
 
@@ -329,16 +340,14 @@ def _solve_vectorised(problem: _Problem, x0: np.ndarray, data: tuple) -> dict[st
         masked = _masked(ops, problem.func)
         fns = native_functions(ops, masked)
         cfg = LSQSettings(**st)
-        solve = ops.jit(_lm_batch, static_argnums=(0, 6))
-        out = solve(
-            (fns, problem.geodesic, problem.func),
-            x0p,
-            problem.lower,
-            problem.upper,
-            cfg,
-            datap,
+        static = (fns, problem.geodesic, problem.func)
+        solve = _compiled(
+            problem.func,
+            ("batch_lm", ops.name, problem.geodesic),
+            lambda: lambda x0, lo, hi, cfg, data: _lm_batch(static, x0, lo, hi, cfg, data, ops),
             ops,
         )
+        out = solve(x0p, problem.lower, problem.upper, cfg, datap)
     else:
         from .solvers.bfgs_native import BFGSSettings, native_bfgs_functions
 
@@ -348,8 +357,14 @@ def _solve_vectorised(problem: _Problem, x0: np.ndarray, data: tuple) -> dict[st
             value = _scalar_value(ops, problem.func)
         fns = native_bfgs_functions(ops, value)
         cfg = BFGSSettings(**st)
-        solve = ops.jit(_bfgs_batch, static_argnums=(0, 4))
-        out = solve((fns, problem.kind, problem.func), x0p, cfg, datap, ops)
+        static = (fns, problem.kind, problem.func)
+        solve = _compiled(
+            problem.func,
+            ("batch_bfgs", ops.name, problem.kind),
+            lambda: lambda x0, cfg, data: _bfgs_batch(static, x0, cfg, data, ops),
+            ops,
+        )
+        out = solve(x0p, cfg, datap)
     x, grad, hess, mask, scalars = (np.asarray(a)[:b] for a in out)
     res: dict[str, Any] = {"x": x, "gradient": grad, "hessian": hess, "mask": mask}
     for k, name in enumerate(_SCALARS):
@@ -472,6 +487,12 @@ def _solve_each(
                 )
                 why = f"{type(exc).__name__}: {exc}"
                 results.append(_invalid_result(problem, x0[i], status, why))
+        if results[-1].status is Status.INTERRUPTED:
+            # Ctrl-C stops the whole batch, as it does the compiled path; the member's own
+            # fit has already returned its best point, so nothing is left half-done
+            raise KeyboardInterrupt(
+                f"batch interrupted by the user at member {ids[i]!r} ({i} of {x0.shape[0]} done)"
+            )
         results[-1].info.update({"id": ids[i], "nobs": nobs, "loop": "each"})
         masks.append(mask)
     return {"results": results, "masks": masks}
@@ -537,10 +558,10 @@ def _executor_workers(executor: Any) -> int:
 
 
 def _show_progress(progress: bool | None, size: int) -> bool:
+    """Forced by ``progress``; else automatic (:mod:`zfitlite._progress`) for large batches."""
     if progress is not None:
         return bool(progress)
-    stream = sys.stderr
-    return size >= PROGRESS_MIN_SIZE and hasattr(stream, "isatty") and stream.isatty()
+    return size >= PROGRESS_MIN_SIZE and should_show(None)
 
 
 def _run_chunks(
@@ -552,11 +573,7 @@ def _run_chunks(
     executor: Any,
     progress: bool,
 ) -> list[dict]:
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=x0.shape[0], unit="fit", desc="minimize_batch")
+    bar = make_bar(progress, total=x0.shape[0], unit="fit", desc="minimize_batch", leave=True)
 
     def args_of(lo: int, hi: int) -> tuple:
         return problem, x0[lo:hi], tuple(a[lo:hi] for a in data), ids[lo:hi]
@@ -567,21 +584,18 @@ def _run_chunks(
         if executor is None and (threads == 1 or len(bounds) == 1):
             for lo, hi in bounds:
                 outs.append(_solve_chunk(*args_of(lo, hi)))
-                if bar is not None:
-                    bar.update(hi - lo)
+                bar.update(hi - lo)
         elif executor is None:
             # the first chunk alone (it compiles the program), the others on the cores
             (lo, hi), rest = bounds[0], bounds[1:]
             outs.append(_solve_chunk(*args_of(lo, hi)))
-            if bar is not None:
-                bar.update(hi - lo)
+            bar.update(hi - lo)
             pool = ThreadPoolExecutor(threads)
             try:
                 futures = [pool.submit(_solve_chunk, *args_of(lo, hi)) for lo, hi in rest]
                 for fut, (lo, hi) in zip(futures, rest):
                     outs.append(fut.result())
-                    if bar is not None:
-                        bar.update(hi - lo)
+                    bar.update(hi - lo)
             finally:  # after a failure, the chunks not started yet are not run
                 pool.shutdown(wait=True, cancel_futures=True)
         else:
@@ -593,11 +607,9 @@ def _run_chunks(
                 futures = [executor.submit(_solve_chunk, *args_of(lo, hi)) for lo, hi in bounds]
             for fut, (lo, hi) in zip(futures, bounds):
                 outs.append(fut.result())
-                if bar is not None:
-                    bar.update(hi - lo)
+                bar.update(hi - lo)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     for out, (lo, hi) in zip(outs, bounds):
         if out["ids"] != ids[lo:hi]:  # pragma: no cover - a broken executor
             raise RuntimeError(f"chunk {lo}:{hi} came back with the wrong members")
@@ -649,14 +661,21 @@ def minimize_batch(
         two chunks per worker or local thread. The last chunk is padded to the
         same size, so every chunk reuses one compiled program.
     progress : bool, optional
-        A tqdm bar over chunks; default on for batches of 1000 or more when stderr is
-        a terminal.
+        A tqdm bar over chunks. Default (None): on for batches of 1000 or more when
+        someone watches (a terminal or Jupyter; never with ``CI`` set, see
+        :mod:`zfitlite._progress`); True or False force it.
     vectorize : bool, default True
         False fits member by member with ``minimizer`` even for JAX losses.
 
     Returns
     -------
     BatchFitResult
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Ctrl-C stops the whole batch (between members on the member-by-member path, when
+        the running chunk returns on the compiled path); no partial result is returned.
     """
     from .solvers.base import BaseMinimizer
 
@@ -1047,28 +1066,14 @@ class BatchFitResult:
         return dict(counts.most_common())
 
     def __str__(self) -> str:
-        nvalid = int(self.valid.sum())
-        total = len(self)
-        lines = [
-            f"BatchFitResult: {total} member(s), {nvalid} valid, {total - nvalid} invalid",
-            f"  minimizer: {self.info.get('minimizer')}, method: {self.info['method']} "
-            f"({self.info['backend']}), {self.info['nchunks']} chunk(s) of {self.info['chunk_size']}, "
-            f"{self.info['time']:.3g} s",
-            "  status: " + ", ".join(f"{k} {v}" for k, v in self.status_counts().items()),
-        ]
-        if total:
-            finite = np.isfinite(self.fmin)
-            if finite.any():
-                lines.append(
-                    f"  fmin: median {np.median(self.fmin[finite]):.6g}, "
-                    f"niter: median {int(np.median(self.niter))}, max {int(self.niter.max())}"
-                )
-            bad = np.flatnonzero(~self.valid)[:5]
-            for k in bad:
-                lines.append(f"  invalid: id {self.ids[k]!r}: {Status(int(self.status[k])).name}")
-            if (~self.valid).sum() > len(bad):
-                lines.append(f"  ... and {int((~self.valid).sum()) - len(bad)} more invalid")
-        return "\n".join(lines)
+        from ._render import batch_text
+
+        return batch_text(self)
+
+    def _repr_html_(self) -> str:
+        from ._render import batch_html
+
+        return batch_html(self)
 
     def __repr__(self) -> str:
         return (

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from .backends import CompiledLoss
-from .backends.base import real_scalar
-from .exceptions import MaximumIterationReached, ZfitliteError
+from .backends.base import COMPLEX_FIX, real_scalar
+from .exceptions import LossOutputError, MaximumIterationReached, ZfitliteError
 from .params import Params
 from .strategy import NonFiniteRecord, ZfitStrategy
 
@@ -23,7 +23,54 @@ __all__ = ["LossEvaluationError", "LossEvaluator"]
 
 
 class LossEvaluationError(ZfitliteError, RuntimeError):
-    """The loss raised an exception or returned something of the wrong kind."""
+    """The loss raised an exception or returned something of the wrong kind.
+
+    The message says which evaluation failed (value, gradient, ...), at which ``x``, why,
+    and what to do; the original exception is chained as ``__cause__``. Raised out of
+    ``minimize`` it carries ``best_x``/``best_value`` (see
+    :class:`~zfitlite.exceptions.ZfitliteError`).
+    """
+
+
+_JAX_TRACE_ERRORS = frozenset(
+    {
+        "ConcretizationTypeError",
+        "TracerBoolConversionError",
+        "TracerArrayConversionError",
+        "TracerIntegerConversionError",
+        "UnexpectedTracerError",
+        "NonConcreteBooleanIndexError",
+    }
+)
+_RAISE_FIX = (
+    "make the loss return a number for every x the minimizer may try (bounds keep it inside "
+    "its domain), or use DefaultToyStrategy to get an invalid result with status LOSS_RAISED "
+    "instead of this error"
+)
+
+
+def _fix_for(exc: BaseException, n: int, names: tuple[str, ...]) -> str:
+    """What the user can do about ``exc`` raised by their loss."""
+    kind = type(exc).__name__
+    module = type(exc).__module__ or ""
+    text = str(exc)
+    if kind in _JAX_TRACE_ERRORS or (module.startswith("jax") and "Tracer" in kind):
+        return (
+            "JAX could not trace the loss (Python `if`, float() or numpy calls on the traced "
+            "parameters): write it with jax.numpy (jnp.where instead of if), or create it with "
+            "SimpleLoss(func, errordef=..., backend='numpy')"
+        )
+    if module.startswith("tensorflow") or "{{node " in text:
+        return (
+            "TensorFlow could not build or run the loss's graph: check that the function runs "
+            f"eagerly on a tf.float64 tensor of shape ({n},), or create it with backend='numpy'"
+        )
+    if isinstance(exc, IndexError):
+        return (
+            f"the loss may expect more parameters than the {n} given {list(names)}: pass one "
+            f"start value per parameter the loss reads; otherwise {_RAISE_FIX}"
+        )
+    return _RAISE_FIX
 
 
 _FLOATS = (float, np.float64)
@@ -177,6 +224,25 @@ class LossEvaluator:
             )
         return x
 
+    def wrap_error(self, exc: Exception, what: str, x: Any) -> LossEvaluationError:
+        """A :class:`LossEvaluationError` for ``exc``, raised by the loss's ``what`` at ``x``.
+
+        The message names the failure and the fix (JAX tracing and TensorFlow graph errors
+        get their own advice); raise it ``from exc`` to keep the original traceback.
+        """
+        x = np.asarray(x)
+        if isinstance(exc, LossOutputError):
+            msg = str(exc)
+            if "at x=" not in msg:
+                msg = f"{msg} (while computing its {what} at x={_fmt(x)})"
+            return LossEvaluationError(msg)
+        lines = str(exc).strip().splitlines() or [""]
+        text = lines[0] + (" [...]" if len(lines) > 1 else "")
+        return LossEvaluationError(
+            f"the loss raised {type(exc).__name__} while computing its {what} at "
+            f"x={_fmt(x)}: {text}; {_fix_for(exc, self.n, self.params.names)}"
+        )
+
     def _call(self, fn: Callable, x: np.ndarray, what: str) -> Any:
         try:
             if self._quiet:
@@ -187,9 +253,7 @@ class LossEvaluator:
         except (MaximumIterationReached, KeyboardInterrupt):
             raise
         except Exception as exc:
-            raise LossEvaluationError(
-                f"the loss raised {type(exc).__name__} while computing its {what} at x={_fmt(x)}: {exc}"
-            ) from exc
+            raise self.wrap_error(exc, what, x) from exc
 
     def _remember(self, x: np.ndarray, value: float) -> None:
         x = x.copy()  # one copy, shared: neither is mutated afterwards
@@ -203,7 +267,7 @@ class LossEvaluator:
     def _scalar(self, v: Any, x: np.ndarray) -> float:
         try:
             return real_scalar(v, lambda: f" at x={_fmt(x)}")
-        except ValueError as exc:
+        except LossOutputError as exc:
             raise LossEvaluationError(str(exc)) from None
 
     def _array(self, v: Any, shape: tuple[int | None, ...], what: str, x: np.ndarray) -> np.ndarray:
@@ -211,15 +275,25 @@ class LossEvaluator:
         if arr.dtype == np.float64 and arr.shape == shape:  # the common case, kept cheap
             return arr
         if arr.dtype.kind == "c":
+            raise LossEvaluationError(f"the loss's {what} is complex at x={_fmt(x)}; {COMPLEX_FIX}")
+        try:
+            arr = arr.astype(np.float64, copy=False)
+        except (TypeError, ValueError):
             raise LossEvaluationError(
-                f"the loss's {what} is complex at x={_fmt(x)}; it must be real"
-            )
-        arr = arr.astype(np.float64, copy=False)
+                f"the loss's {what} is {v!r} at x={_fmt(x)}; it must be an array of real numbers"
+            ) from None
         ok = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, arr.shape))
         if not ok:
             want = tuple("m" if s is None else s for s in shape)
+            if what == "residuals":
+                fix = "the residuals must be a 1-D array (one entry per observation)"
+            else:
+                fix = (
+                    f"the {what} function must return shape {want}, one entry per parameter "
+                    f"{list(self.params.names)} in that order"
+                )
             raise LossEvaluationError(
-                f"the loss's {what} has shape {arr.shape}, expected {want}, at x={_fmt(x)}"
+                f"the loss's {what} has shape {arr.shape}, expected {want}, at x={_fmt(x)}; {fix}"
             )
         return arr
 

@@ -168,7 +168,8 @@ def _validate(p: Params) -> None:
             raise TypeError(f"parameter names must be non-empty strings, got {name!r}")
         if name in seen:
             raise ValueError(
-                f"duplicate parameter name '{name}': every parameter needs a unique name"
+                f"duplicate parameter name '{name}': every parameter needs a unique name; "
+                "rename one of them"
             )
         seen.add(name)
     # Python floats: for the few parameters of a fit, cheaper than numpy's elementwise calls
@@ -253,7 +254,8 @@ def _from_array_dict(d: Mapping[str, Any]) -> Params:
         arr = _as_float_array(raw, f"params['{key}']")
         if arr.size != n:
             raise ValueError(
-                f"params['{key}'] has {arr.size} entries but params['value'] has {n} values"
+                f"params['{key}'] has {arr.size} entries but params['value'] has {n} values; "
+                "give one entry per parameter (or a single number for all)"
             )
         arrays[key] = arr
     return Params(names, values, **arrays)
@@ -336,7 +338,9 @@ def make_params(params: Any, loss: Any = None, init: Any = None) -> Params:
         result = params
     elif isinstance(params, Mapping):
         if not params:
-            raise ValueError("the parameter dict is empty: give at least one parameter")
+            raise ValueError(
+                "the parameter dict is empty: give at least one parameter, e.g. {'mu': 1.0}"
+            )
         result = _from_array_dict(params) if "value" in params else _from_name_dict(params)
     elif isinstance(params, (str, bytes)):
         raise TypeError(f"params must be numbers, a dict or None, got the string {params!r}")
@@ -359,6 +363,17 @@ def make_params(params: Any, loss: Any = None, init: Any = None) -> Params:
         raise TypeError(
             f"params of type {type(params).__name__} is not understood; give a sequence of start values, "
             "a dict {name: value}, a dict of arrays with key 'value', or None"
+        )
+    known = getattr(loss, "params", None) if params is not None and loss is not None else None
+    if (
+        isinstance(known, Params)
+        and len(known) != len(result)
+        and not hasattr(loss, "complete_params")
+    ):
+        raise ValueError(
+            f"the loss has {len(known)} parameters {list(known.names)} but {len(result)} start "
+            f"value(s) were given {list(result.names)}; give one start value per parameter, or "
+            "params=None to use the loss's own"
         )
     if init is not None and params is not None:
         result = _stepsize_from_init(result, init)

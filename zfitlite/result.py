@@ -497,15 +497,26 @@ class FitResult:
         return load_result_dict(cls, d)
 
     @classmethod
-    def from_json(cls, text: str) -> FitResult:
-        """Rebuild a result from :meth:`to_json` text."""
-        if not isinstance(text, (str, bytes, bytearray)):
-            raise TypeError(f"from_json needs JSON text, got {type(text).__name__}")
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON for a FitResult: {exc}") from None
-        return cls.from_dict(d)
+    def from_json(cls, source: Any) -> FitResult:
+        """Rebuild a result from :meth:`to_json` output; nothing in it is executed.
+
+        Parameters
+        ----------
+        source : str, bytes, os.PathLike or file
+            The JSON text (a ``str`` is always read as JSON text, never as a file name),
+            a :class:`pathlib.Path` to a file holding it, or an open file.
+
+        Raises
+        ------
+        ValueError
+            Not JSON, too large or too deeply nested, or not a well-formed result (the
+            message names the problem).
+        TypeError
+            For a source of another type.
+        """
+        from ._serialize import parse_json
+
+        return cls.from_dict(parse_json(source))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

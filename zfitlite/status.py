@@ -49,13 +49,23 @@ _MESSAGES = {
         "stopped: the loss returned NaN or inf and the strategy could not recover; check the "
         "loss's domain or use PushbackStrategy / bounds"
     ),
-    Status.INTERRUPTED: "stopped: interrupted by the user; the best point so far is reported",
+    Status.INTERRUPTED: (
+        "stopped: interrupted by the user; the best point so far is reported (its EDM is not "
+        "computed); to go on, pass this result to minimize() again"
+    ),
     Status.NOT_CONVERGED: (
         "stopped: the solver finished but the EDM is still above tol * errordef; try another "
         "minimizer, a better start, or chain this result into a second minimizer"
     ),
-    Status.LOSS_RAISED: "stopped: the loss raised an exception during the fit",
-    Status.BACKEND_FAILURE: "stopped: the wrapped solver reported a failure",
+    Status.LOSS_RAISED: (
+        "stopped: the loss raised an exception during the fit; the best point before it is "
+        "reported; make the loss return a number wherever the minimizer may step (bounds keep "
+        "it inside its domain)"
+    ),
+    Status.BACKEND_FAILURE: (
+        "stopped: the wrapped solver reported a failure (see info['original']); try another "
+        "minimizer or a better start"
+    ),
     Status.SINGULAR: (
         "stopped where the loss does not depend on some parameter(s) (singular Hessian): the "
         "minimum and its uncertainties are not determined; the fit may have run onto a plateau "

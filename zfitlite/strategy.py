@@ -19,7 +19,29 @@ __all__ = [
     "NonFiniteRecord",
     "PushbackStrategy",
     "ZfitStrategy",
+    "nonfinite_at_start_message",
 ]
+
+_NAN_FIX = (
+    "Check the loss's domain, add bounds, or use PushbackStrategy(nan_tolerance=...) "
+    "or DefaultToyStrategy to get an invalid result instead of this error"
+)
+
+
+def _fmt(x: Any) -> str:
+    return np.array2string(np.asarray(x), precision=6)
+
+
+def _was(what: str) -> str:
+    return "were" if what.endswith("s") else "was"
+
+
+def nonfinite_at_start_message(what: str, x: Any) -> str:
+    """The message for a loss whose ``what`` (value, residuals, ...) is NaN/inf at the start."""
+    return (
+        f"the loss's {what} {_was(what)} not finite (at the start point; last at x={_fmt(x)}). "
+        f"{_NAN_FIX}"
+    )
 
 
 @dataclass
@@ -77,12 +99,12 @@ class ZfitStrategy:
             The fit's record (updated here: ``count`` grows by one).
         """
         record.count += 1
-        if record.count > self.nan_tolerance or record.last_x is None:
-            where = "at the start point" if record.last_x is None else f"{record.count} times"
+        if record.last_x is None:
+            raise FailMinimizeNaN(nonfinite_at_start_message(what, x))
+        if record.count > self.nan_tolerance:
             raise FailMinimizeNaN(
-                f"the loss's {what} was not finite ({where}; last at x={np.array2string(np.asarray(x), precision=6)}). "
-                "Check the loss's domain, add bounds, or use PushbackStrategy(nan_tolerance=...) "
-                "or DefaultToyStrategy to get an invalid result instead of this error"
+                f"the loss's {what} {_was(what)} not finite ({record.count} times; last at "
+                f"x={_fmt(x)}). {_NAN_FIX}"
             )
         penalty = self.nan_penalty * record.errordef * record.count
         dx = np.asarray(x, dtype=np.float64) - record.last_x
@@ -91,8 +113,8 @@ class ZfitStrategy:
             return float(record.last_value) + penalty
         if dist2 == 0.0 or not np.all(np.isfinite(dx)):
             raise FailMinimizeNaN(
-                f"the loss's {what} is not finite at x={np.array2string(np.asarray(x), precision=6)}, where its "
-                "value is finite: there is no direction to push back in. Check the loss's derivatives there, "
+                f"the loss's {what} is not finite at x={_fmt(x)}, where its value is finite: "
+                "there is no direction to push back in. Check the loss's derivatives there, "
                 "or use DefaultToyStrategy to get an invalid result instead of this error"
             )
         if what == "gradient":
@@ -100,7 +122,8 @@ class ZfitStrategy:
         if what == "hessian":
             return np.eye(dx.size) * penalty / dist2
         raise FailMinimizeNaN(
-            f"the loss's {what} was not finite at x={x}; a pushback is not defined for {what}"
+            f"the loss's {what} {_was(what)} not finite at x={_fmt(x)}, and a pushback is not "
+            f"defined for {what}. {_NAN_FIX}"
         )
 
     def __repr__(self) -> str:

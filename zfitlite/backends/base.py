@@ -9,15 +9,28 @@ from typing import Any
 
 import numpy as np
 
+from ..exceptions import LossOutputError
 from .ops import ArrayOps, numpy_ops
 
-__all__ = ["Backend", "CompiledLoss", "real_scalar"]
+__all__ = [
+    "COMPLEX_FIX",
+    "SCALAR_FIX",
+    "Backend",
+    "CompiledLoss",
+    "real_scalar",
+]
+
+#: The fix appended to "the loss returned an array ... where a scalar is due".
+SCALAR_FIX = "return a single number, e.g. the sum (for a vector of residuals use LeastSquares)"
+#: The fix appended to "... is complex".
+COMPLEX_FIX = "it must be real: return e.g. the squared modulus abs(z)**2, or z.real"
 
 Array = np.ndarray
 
 
 def real_scalar(v: Any, where: str | Callable[[], str] = "") -> float:
-    """``v`` as a Python float, or a ValueError saying why a loss value is not a real scalar.
+    """``v`` as a Python float, or a :class:`~zfitlite.exceptions.LossOutputError` (a
+    ``ValueError``) saying why a loss value is not a real scalar and what to return instead.
 
     ``where`` (e.g. ``" at x=[1. 2.]"``, or a callable returning it, formatted only when
     the message is needed) is inserted into the message.
@@ -30,15 +43,16 @@ def real_scalar(v: Any, where: str | Callable[[], str] = "") -> float:
     if callable(where):
         where = where()
     if arr.dtype.kind == "c":
-        raise ValueError(f"the loss returned a complex value {v!r}{where}; it must be real")
+        raise LossOutputError(f"the loss returned a complex value {v!r}{where}; {COMPLEX_FIX}")
     if arr.size != 1:
-        raise ValueError(
+        raise LossOutputError(
             f"the loss returned an array of shape {arr.shape}{where} where a scalar is due; "
-            "return a single number (for residuals use LeastSquares)"
+            + SCALAR_FIX
         )
     if arr.dtype.kind not in "fiub":
-        raise ValueError(
-            f"the loss returned {v!r} of type {type(v).__name__}; it must be a real number"
+        raise LossOutputError(
+            f"the loss returned {v!r} of type {type(v).__name__}{where}; it must be a real "
+            "number: return a float"
         )
     return float(arr.reshape(()))
 

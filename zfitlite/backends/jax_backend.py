@@ -7,11 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import BackendNotAvailable
-from .base import Array, Backend, CompiledLoss
+from ..exceptions import BackendNotAvailable, LossOutputError
+from .base import COMPLEX_FIX, SCALAR_FIX, Array, Backend, CompiledLoss
 from .ops import JAX_JIT_ATTR, ArrayOps, jacobi_svd, remembered
 
 __all__ = ["JaxBackend", "JaxBatchOps", "JaxOps", "import_jax"]
+
+_OPS_JIT_ATTR = "__zfitlite_ops_jit__"
 
 
 def import_jax() -> Any:
@@ -40,7 +42,6 @@ class JaxOps(ArrayOps):
     def __init__(self) -> None:
         self._jax = import_jax()
         self.xp = self._jax.numpy
-        self._jitted: dict[tuple[Callable, tuple[int, ...]], Callable] = {}
 
     def while_loop(self, cond: Callable, body: Callable, state: Any) -> Any:
         return self._jax.lax.while_loop(cond, body, state)
@@ -58,11 +59,14 @@ class JaxOps(ArrayOps):
         return self.xp.linalg.svd(A, full_matrices=False)
 
     def jit(self, fn: Callable, static_argnums: tuple[int, ...] = ()) -> Callable:
-        key = (fn, tuple(static_argnums))
-        jitted = self._jitted.get(key)
-        if jitted is None:
-            jitted = self._jitted[key] = self._jax.jit(fn, static_argnums=static_argnums)
-        return jitted
+        # remembered on ``fn`` itself (not in a dict here), so a jitted closure is freed
+        # with the closure
+        return remembered(
+            fn,
+            _OPS_JIT_ATTR,
+            tuple(static_argnums),
+            lambda: self._jax.jit(fn, static_argnums=static_argnums),
+        )
 
     def vmap(self, fn: Callable, in_axes: Any = 0) -> Callable:
         """``jax.vmap``: one vectorised program for every member of the batch."""
@@ -164,11 +168,14 @@ class JaxBackend(Backend):
             def pure(x: Any, *data: Any) -> Any:
                 out = jnp.asarray(func(x, *data))
                 if out.size != 1:
-                    raise ValueError(
-                        f"the loss returned an array of shape {out.shape} where a scalar is due"
+                    raise LossOutputError(
+                        f"the loss returned an array of shape {out.shape} where a scalar is "
+                        f"due; {SCALAR_FIX}"
                     )
                 if jnp.iscomplexobj(out):
-                    raise ValueError("the loss returned a complex value; it must be real")
+                    raise LossOutputError(
+                        f"the loss returned a complex value ({out.dtype}); {COMPLEX_FIX}"
+                    )
                 return jnp.reshape(out, ())
 
             return (
@@ -219,7 +226,13 @@ class JaxBackend(Backend):
 
         def build() -> tuple[Callable, ...]:
             def res_unbound(x: Any, *data: Any) -> Any:
-                return jnp.reshape(residuals(x, *data), (-1,))
+                r = jnp.asarray(residuals(x, *data))
+                if jnp.iscomplexobj(r):
+                    raise LossOutputError(
+                        f"the residuals are complex ({r.dtype}); they must be real: return "
+                        "e.g. jnp.concatenate([r.real, r.imag])"
+                    )
+                return jnp.reshape(r, (-1,))
 
             def value_unbound(x: Any, *data: Any) -> Any:
                 r = res_unbound(x, *data)

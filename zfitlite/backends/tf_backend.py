@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import BackendNotAvailable
-from .base import Array, Backend, CompiledLoss, after_x
+from ..exceptions import BackendNotAvailable, LossOutputError
+from .base import COMPLEX_FIX, SCALAR_FIX, Array, Backend, CompiledLoss, after_x
 from .ops import TF_GRAPHS_ATTR
 
 __all__ = ["TensorFlowBackend", "import_tensorflow"]
@@ -52,7 +52,7 @@ def _float64_output(out: Any, what: str) -> Any:
     tf = _tf
     t = out if isinstance(out, tf.Tensor) else tf.convert_to_tensor(out, dtype_hint=tf.float64)
     if t.dtype.is_complex:
-        raise ValueError(f"the {what} is complex ({t.dtype.name}); it must be real")
+        raise LossOutputError(f"the {what} is complex ({t.dtype.name}); {COMPLEX_FIX}")
     if t.dtype != tf.float64:
         raise TypeError(
             f"the {what} is a {t.dtype.name} tensor; zfitlite works in float64 (x arrives as "
@@ -66,9 +66,9 @@ def _scalar_output(out: Any) -> Any:
     t = _float64_output(out, "loss value")
     size = t.shape.num_elements()
     if size is not None and size != 1:
-        raise ValueError(
+        raise LossOutputError(
             f"the loss returned an array of shape {tuple(t.shape)} where a scalar is due; "
-            "return a single number (for residuals use LeastSquares)"
+            + SCALAR_FIX
         )
     return _tf.reshape(t, ())
 

@@ -645,6 +645,7 @@ class ScipyRoundsMinimizer(BaseMinimizer):
         name: str | None = None,
         options: Mapping[str, Any] | None = None,
         callback: Callable[[Any], Any] | None = None,
+        progress: bool | None = None,
     ) -> None:
         super().__init__(
             tol=tol,
@@ -655,6 +656,7 @@ class ScipyRoundsMinimizer(BaseMinimizer):
             name=name,
             options=options,
             callback=callback,
+            progress=progress,
         )
         self._user_options = frozenset(options or ())
         rounds = self.options.get("max_rounds", 1)
@@ -775,9 +777,7 @@ class ScipyRoundsMinimizer(BaseMinimizer):
 
     def _progress(self, extras: Callable[[Any], dict[str, Any]]) -> ScipyProgress | None:
         """A per-iteration callback for scipy, only when someone listens (it costs time)."""
-        if self.callback is None and self.verbosity < 6:
-            return None
-        return ScipyProgress(self, extras)
+        return ScipyProgress(self, extras) if self._listening() else None
 
     def _linalg_failure(
         self, evaluator: Any, exc: Exception, round_: int, niter: int

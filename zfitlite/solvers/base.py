@@ -12,17 +12,20 @@ state and in the evaluator; the minimizer object holds configuration only.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.linalg.lapack
 
+from .._progress import make_bar, should_show
 from ..cache import GraphCachable
-from ..criterion import EDM, ConvergenceCriterion, edm
+from ..criterion import EDM, ConvergenceCriterion, edm, free_mask
 from ..evaluator import LossEvaluationError, LossEvaluator
-from ..exceptions import FailMinimizeNaN, MaximumIterationReached
+from ..exceptions import FailMinimizeNaN, MaximumIterationReached, ZfitliteError
 from ..loss import BaseLoss, as_loss
 from ..params import Params, make_params
 from ..result import Approximations, FitResult
@@ -32,6 +35,9 @@ from ..strategy import DefaultStrategy, ZfitStrategy
 __all__ = ["BaseMinimizer", "IterationState", "ScipyProgress", "SolverOutput"]
 
 DEFAULT_TOL = 1e-3
+#: The progress bar of the fit running in this thread (or None): a context variable, not
+#: state on the minimizer, so one minimizer object can fit in several threads at once.
+_FIT_BAR: contextvars.ContextVar[Any] = contextvars.ContextVar("zfitlite_fit_bar", default=None)
 
 
 @dataclass
@@ -132,7 +138,10 @@ def _check_maxiter(maxiter: Any) -> int | str:
     ):
         raise TypeError(f"maxiter must be a positive integer or 'auto', got {maxiter!r}")
     if maxiter <= 0:
-        raise ValueError(f"maxiter must be a positive integer or 'auto', got {maxiter}")
+        raise ValueError(
+            f"maxiter must be a positive integer or 'auto', got {maxiter}; leave it None for "
+            "the default ('auto': 5000 + 1000 * n_params evaluations)"
+        )
     return int(maxiter)
 
 
@@ -171,6 +180,12 @@ class BaseMinimizer(GraphCachable):
         Solver-specific options; unknown keys raise ``ValueError``.
     callback : callable, optional
         ``callback(state: IterationState)`` once per iteration.
+    progress : bool, optional
+        A progress bar (iterations, current loss and EDM) in a terminal or Jupyter.
+        None (default): shown with ``verbosity >= 1`` when someone watches (never with
+        ``CI`` set or output to a file or pipe; see :mod:`zfitlite._progress`); global
+        searches and multi-starts show theirs whenever someone watches. True or False
+        force it.
     """
 
     _DEFAULT_NAME: ClassVar[str] = "BaseMinimizer"
@@ -187,6 +202,7 @@ class BaseMinimizer(GraphCachable):
         name: str | None = None,
         options: Mapping[str, Any] | None = None,
         callback: Callable[[IterationState], Any] | None = None,
+        progress: bool | None = None,
     ) -> None:
         GraphCachable.__init__(self)
         self.tol = _check_tol(tol)
@@ -215,12 +231,16 @@ class BaseMinimizer(GraphCachable):
         if unknown:
             allowed = sorted(self._OPTIONS) or "none"
             raise ValueError(
-                f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; allowed: {allowed}"
+                f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; check the spelling, "
+                f"allowed: {allowed}"
             )
         self.options: dict[str, Any] = {**self._OPTIONS, **(options or {})}
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         self.callback = callback
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"progress must be True, False or None (auto), got {progress!r}")
+        self.progress = progress
 
     # -- public API ----------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
@@ -289,7 +309,35 @@ class BaseMinimizer(GraphCachable):
         Returns
         -------
         FitResult
-            Always; failures give ``valid=False`` with a status and a message.
+            Always (never None); a failed fit gives ``valid=False`` with a status and a
+            message (see :class:`~zfitlite.status.Status`):
+
+            * ``MAXITER``: the budget was spent; the best point seen is reported.
+            * ``INTERRUPTED``: Ctrl-C (``KeyboardInterrupt``, also one raised by the loss)
+              stopped the fit; the result holds the best (lowest finite) point seen, its EDM
+              is not computed (NaN) and nothing more is evaluated. The loss, its compiled
+              functions and the minimizer are left as before the fit, so the next fit works.
+              A compiled JAX solve (Levenberg-Marquardt on a ``LeastSquares`` JAX loss) runs
+              as one XLA program that Python cannot interrupt: the Ctrl-C takes effect when
+              it returns.
+            * ``NONFINITE`` / ``LOSS_RAISED``: only with a strategy whose
+              ``raise_on_failure`` is False (:class:`~zfitlite.strategy.DefaultToyStrategy`);
+              the best finite point seen is reported, the message holds the reason.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Bad arguments (parameters, bounds the minimizer cannot honour, a loss without
+            ``errordef``), before anything is evaluated.
+        LossEvaluationError
+            The loss raised, or returned a vector, a complex number or a derivative of the
+            wrong shape (with the default strategy; :class:`DefaultToyStrategy` returns an
+            invalid result with status ``LOSS_RAISED`` for a loss that raises). The original
+            exception is chained; ``best_x``/``best_value`` hold the best point seen.
+        FailMinimizeNaN
+            The loss kept returning NaN/inf and the default strategy gave up
+            (:class:`DefaultToyStrategy`: an invalid result with status ``NONFINITE``);
+            ``best_x``/``best_value`` hold the best point seen.
         """
         if isinstance(loss, FitResult):
             if init is None:
@@ -321,6 +369,8 @@ class BaseMinimizer(GraphCachable):
                 f"backend, goal EDM < {criterion.goal:.3g}"
             )
         start = time.perf_counter()
+        bar = self._fit_bar()
+        token = _FIT_BAR.set(bar)
         try:
             with evaluator.silenced():
                 out = self._minimize(evaluator, criterion, p, init)
@@ -328,14 +378,20 @@ class BaseMinimizer(GraphCachable):
             out = self._fallback(evaluator, Status.MAXITER)
         except FailMinimizeNaN as exc:
             if self.strategy.raise_on_failure:
+                _with_best(exc, evaluator, p)
                 raise
             out = self._fallback(evaluator, Status.NONFINITE, str(exc))
         except LossEvaluationError as exc:
             if self.strategy.raise_on_failure:
+                _with_best(exc, evaluator, p)
                 raise
             out = self._fallback(evaluator, Status.LOSS_RAISED, str(exc))
         except KeyboardInterrupt:
             out = self._fallback(evaluator, Status.INTERRUPTED)
+        finally:
+            _FIT_BAR.reset(token)
+            if bar is not None:
+                bar.close()
         elapsed = time.perf_counter() - start
         result = self._make_result(out, evaluator, criterion, p, loss, errordef, elapsed)
         if self.verbosity >= 1:
@@ -355,8 +411,29 @@ class BaseMinimizer(GraphCachable):
     ) -> SolverOutput:
         raise NotImplementedError
 
+    #: True for minimizers that draw their own bar (global searches, multi-starts).
+    _OWN_PROGRESS: ClassVar[bool] = False
+
+    def _fit_bar(self) -> Any:
+        """This fit's progress bar, or None (see the ``progress`` parameter)."""
+        if self._OWN_PROGRESS:
+            return None
+        show = self.progress if self.progress is not None else self.verbosity >= 1
+        if not (show and should_show(self.progress)):
+            return None
+        return make_bar(True, desc=self.name, unit="iter")
+
+    def _listening(self) -> bool:
+        """Whether anyone receives :meth:`_report` (a callback, verbosity >= 6, a bar);
+        solvers whose per-iteration reports cost time skip them otherwise."""
+        return self.callback is not None or self.verbosity >= 6 or _FIT_BAR.get() is not None
+
     def _report(self, state: IterationState) -> None:
-        """Print (verbosity >= 6) and call the callback for one iteration."""
+        """Print (verbosity >= 6), tick the progress bar and call the callback for one iteration."""
+        bar = _FIT_BAR.get()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"f={state.fmin:.10g} edm={state.edm:.3g}", refresh=False)
         if self.verbosity >= 6:
             extras = " ".join(
                 f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
@@ -394,7 +471,10 @@ class BaseMinimizer(GraphCachable):
         status, message = out.status, out.message
         g, H, ihess, e = out.gradient, out.hessian, out.inv_hessian, out.edm
         fmin = out.fmin
-        if e is None or g is None:
+        if status is Status.INTERRUPTED:
+            # the user asked to stop: evaluate nothing more (the EDM stays unknown)
+            e = float("nan") if e is None else e
+        elif e is None or g is None:
             try:
                 with evaluator.unbudgeted():
                     fmin, g = evaluator.value_gradient_reusing(out.x)
@@ -409,6 +489,17 @@ class BaseMinimizer(GraphCachable):
         elif status is Status.CONVERGED and not (np.isfinite(e) and e < criterion.goal):
             status = Status.NOT_CONVERGED
             message = None
+        elif status is Status.CONVERGED and H is not None and g is not None:
+            curvature = _negative_curvature(out.x, g, H, params)
+            if curvature is not None:
+                status = Status.NOT_CONVERGED
+                message = (
+                    f"{Status.NOT_CONVERGED.message}: the Hessian at the end point has a "
+                    f"negative eigenvalue ({curvature:.3g} of its largest), so this is not a "
+                    "minimum (a saddle point, or finite-difference derivatives swamped by noise "
+                    "in the loss); restart from another point, use a derivative-free minimizer "
+                    "with a larger tol, or give the loss exact derivatives (backend='jax')"
+                )
         info = {
             **evaluator.counts(),
             "niter": out.niter,
@@ -436,6 +527,45 @@ class BaseMinimizer(GraphCachable):
         return f"{type(self).__name__}(tol={self.tol}, name={self.name!r})"
 
 
+#: An eigenvalue below ``-NEGATIVE_CURVATURE`` times the largest one is negative curvature
+#: for certain: well above the rounding of an exact or Gauss-Newton Hessian (~1e-16) and of
+#: a numerical one at a true minimum (~1e-8 relative).
+NEGATIVE_CURVATURE = 1e-6
+
+
+def _negative_curvature(
+    x: np.ndarray, g: np.ndarray, H: np.ndarray, params: Params
+) -> float | None:
+    """The most negative eigenvalue of the free parameters' Hessian relative to the largest
+    absolute one, when the Hessian has clearly negative curvature; None when it does not.
+
+    A parameter held at its bound by the gradient is left out (it is at its optimum there).
+    The Cholesky test settles the usual, positive-definite case in one LAPACK call.
+    """
+    H = np.asarray(H, dtype=np.float64)
+    if params.has_bounds:
+        free = free_mask(np.asarray(x), np.asarray(g), params.lower, params.upper)
+        H = H[np.ix_(free, free)]
+    if H.size == 0 or not np.isfinite(H).all():
+        return None
+    H = 0.5 * H + 0.5 * H.T
+    if scipy.linalg.lapack.dpotrf(H)[1] == 0:
+        return None
+    w = np.linalg.eigvalsh(H)
+    scale = float(np.abs(w).max())
+    if scale > 0 and w[0] < -NEGATIVE_CURVATURE * scale:
+        return float(w[0] / scale)
+    return None
+
+
+def _with_best(exc: ZfitliteError, evaluator: LossEvaluator, params: Params) -> None:
+    """Attach the best point seen during the fit to ``exc`` (for the user's next try)."""
+    if np.isfinite(evaluator.best_value):
+        exc.best_x = evaluator.best_x.copy()
+        exc.best_value = float(evaluator.best_value)
+    exc.param_names = tuple(params.names)
+
+
 def supporting_bounds() -> list[str]:
     """Names of the minimizer classes that honour bounds."""
     found: list[str] = []
@@ -444,7 +574,7 @@ def supporting_bounds() -> list[str]:
         for sub in cls.__subclasses__():
             if (
                 sub.SUPPORTS_BOUNDS
-                and not sub.__name__.startswith("_")
+                and not sub.__name__.startswith(("_", "Base"))
                 and sub.__name__ not in found
             ):
                 found.append(sub.__name__)

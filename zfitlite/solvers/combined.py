@@ -22,6 +22,7 @@ from ..exceptions import FailMinimizeNaN
 from ..loss import as_loss
 from ..params import Params, make_params
 from ..result import FitResult
+from ..status import Status
 from .base import BaseMinimizer, supporting_bounds
 
 __all__ = ["GlobalLocal", "MultiStart"]
@@ -75,8 +76,13 @@ def _combine(
     parts: list[FitResult],
     elapsed: float,
     extra_info: Mapping[str, Any],
+    interrupted: bool = False,
 ) -> FitResult:
-    """``final``'s answer as a result of ``minimizer``, with counts summed over ``parts``."""
+    """``final``'s answer as a result of ``minimizer``, with counts summed over ``parts``.
+
+    ``interrupted``: a part was stopped by Ctrl-C; the result is INTERRUPTED (invalid)
+    whatever ``final``'s status.
+    """
     info = dict(final.info)
     for key in _COUNTS:
         info[key] = int(sum(int(p.info.get(key, 0)) for p in parts))
@@ -87,7 +93,7 @@ def _combine(
         params=final.params_spec,
         fmin=final.fmin,
         edm=final.edm,
-        status=final.status,
+        status=Status.INTERRUPTED if interrupted else final.status,
         tol=final.tol,
         errordef=final.errordef,
         loss=final.loss,
@@ -95,7 +101,7 @@ def _combine(
         criterion=final.criterion,
         approx=final.approx,
         info=info,
-        message=final.message,
+        message=Status.INTERRUPTED.message if interrupted else final.message,
     )
 
 
@@ -122,6 +128,9 @@ class GlobalLocal(BaseMinimizer):
         Lines about the two phases at 1 and above (the parts print by their own
         verbosity).
     name : str, optional
+    progress : bool, optional
+        Not used by the pair itself: its global and local minimizers show their own bars
+        (set ``progress`` on them).
 
     Notes
     -----
@@ -152,6 +161,7 @@ class GlobalLocal(BaseMinimizer):
     _DEFAULT_NAME = "GlobalLocal"
     IS_GLOBAL: ClassVar[bool] = True
     SUPPORTS_BOUNDS = True
+    _OWN_PROGRESS = True  # its global and local minimizers draw their own bars
 
     def __init__(
         self,
@@ -160,6 +170,7 @@ class GlobalLocal(BaseMinimizer):
         tol: float | None = None,
         verbosity: int | None = None,
         name: str | None = None,
+        progress: bool | None = None,
     ) -> None:
         global_minimizer = _check_minimizer(global_minimizer, "global_minimizer")
         if local_minimizer is None:
@@ -174,7 +185,10 @@ class GlobalLocal(BaseMinimizer):
                 "by hand without bounds: local.minimize(loss, global_result.values, init=global_result)"
             )
         super().__init__(
-            tol=local_minimizer.tol if tol is None else tol, verbosity=verbosity, name=name
+            tol=local_minimizer.tol if tol is None else tol,
+            verbosity=verbosity,
+            name=name,
+            progress=progress,
         )
         self.global_minimizer = global_minimizer
         self.local_minimizer = _with_tol(local_minimizer, self.tol)
@@ -203,6 +217,9 @@ class GlobalLocal(BaseMinimizer):
         """
         start = time.perf_counter()
         first = self.global_minimizer.minimize(loss, params, init)
+        if first.status is Status.INTERRUPTED:  # Ctrl-C stops both phases
+            info = {"global_result": first, "global": first.info.get("global"), "local_info": {}}
+            return _combine(self, first, [first], time.perf_counter() - start, info)
         if self.verbosity >= 1:
             print(
                 f"{self.name}: global phase ({self.global_minimizer.name}) fmin={first.fmin:.10g}, "
@@ -261,6 +278,8 @@ class MultiStart(BaseMinimizer):
         ``spread`` (5.0): half-width, in step sizes, of the region sampled around the
         start for parameters without both bounds.
     name : str, optional
+    progress : bool, optional
+        A bar over the starts: None (default) when someone watches, True or False to force.
 
     Notes
     -----
@@ -288,6 +307,7 @@ class MultiStart(BaseMinimizer):
     _DEFAULT_NAME = "MultiStart"
     _OPTIONS: ClassVar[dict[str, Any]] = {"spread": 5.0}
     SUPPORTS_BOUNDS = False  # per instance: as its local minimizer
+    _OWN_PROGRESS = True  # a bar over the starts
 
     def __init__(
         self,
@@ -298,6 +318,7 @@ class MultiStart(BaseMinimizer):
         verbosity: int | None = None,
         options: Mapping[str, Any] | None = None,
         name: str | None = None,
+        progress: bool | None = None,
     ) -> None:
         if local_minimizer is None:
             from .levenberg_marquardt import LevenbergMarquardt
@@ -319,6 +340,7 @@ class MultiStart(BaseMinimizer):
             verbosity=verbosity,
             name=name,
             options=options,
+            progress=progress,
         )
         spread = self.options["spread"]
         if not (isinstance(spread, (int, float)) and np.isfinite(spread) and spread > 0):
@@ -384,7 +406,11 @@ class MultiStart(BaseMinimizer):
         results: list[FitResult] = []
         records: list[dict[str, Any]] = []
         errors: list[Exception] = []
-        for i, x0 in enumerate(points):
+        interrupted = False
+        from .._progress import progress_iter
+
+        starts = progress_iter(points, self.progress, desc=self.name, unit="start")
+        for i, x0 in enumerate(starts):
             try:
                 r = self.local_minimizer.minimize(
                     loss, p.with_values(x0), init=init if i == 0 else None
@@ -396,6 +422,7 @@ class MultiStart(BaseMinimizer):
                     print(f"  {self.name}: start {i} failed: {exc}")
                 continue
             results.append(r)
+            interrupted = interrupted or r.status is Status.INTERRUPTED
             records.append(
                 {
                     "x0": x0.tolist(),
@@ -411,12 +438,14 @@ class MultiStart(BaseMinimizer):
                 print(
                     f"  {self.name}: start {i} -> fmin={r.fmin:.10g} {r.status.name} valid={r.valid}"
                 )
+            if interrupted:  # Ctrl-C stops the remaining starts too
+                break
         if not results:
             raise errors[0]
         best = min(
             range(len(results)),
             key=lambda k: (
-                not results[k].converged,
+                not (results[k].converged or interrupted),  # interrupted: the lowest fmin
                 results[k].fmin if np.isfinite(results[k].fmin) else np.inf,
             ),
         )
@@ -427,6 +456,7 @@ class MultiStart(BaseMinimizer):
             results,
             time.perf_counter() - start_time,
             {"starts": records, "best_start": best_start, "start_results": results},
+            interrupted=interrupted,
         )
         if self.verbosity >= 1:
             print(

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg
 
 from ..backends import get_backend
-from ..backends.ops import numpy_ops
+from ..backends.ops import JAX_JIT_ATTR, numpy_ops, remembered
 from ..criterion import bounded_edm, free_mask
 from ..exceptions import MaximumIterationReached
 from ..status import Status
@@ -42,6 +42,24 @@ from .lm_least_squares import (
 )
 
 __all__ = ["LMState", "LevenbergMarquardt"]
+
+
+def _compiled_solve(ops: Any, residuals_args: Any, fns: Any, geodesic: bool) -> Any:
+    """The jitted least-squares loop for one residual function, remembered on that function.
+
+    Not ``jit(solve_compiled, static_argnums=...)`` with the functions as a static
+    argument: JAX's caches would then keep every residual function ever fitted (and its
+    compiled program) alive, so fits of fresh closures would grow memory without bound.
+    Here the program lives exactly as long as the residual function.
+    """
+
+    def build() -> Any:
+        def solve(x0: Any, lower: Any, upper: Any, cfg: Any, args: tuple) -> Any:
+            return solve_compiled((fns, geodesic), x0, lower, upper, cfg, args, ops)
+
+        return ops.jit(solve)
+
+    return remembered(residuals_args, JAX_JIT_ATTR, ("lm_solve", ops.name, geodesic), build)
 
 
 @dataclass(frozen=True)
@@ -137,9 +155,9 @@ class LevenbergMarquardt(BaseMinimizer):
     rho_min, rho_max : float, optional
         Gain-ratio window in which the quadratic model is trusted and the damping is
         lowered (defaults 0.1 and 2.0, as in zfit).
-    verbosity, options, maxiter, criterion, strategy, name, callback
+    verbosity, maxiter, criterion, strategy, name, callback
         As for :class:`~zfitlite.solvers.base.BaseMinimizer`.
-
+    options : dict, optional
         Options for the damped-Hessian loop (scalar losses): ``lam0`` (initial damping,
         1e-3), ``lam_up`` (11), ``lam_down`` (9), ``max_reject`` (60 consecutive rejected
         steps before giving up; shared with the least-squares loop).
@@ -204,6 +222,7 @@ class LevenbergMarquardt(BaseMinimizer):
         strategy: Any = None,
         name: str | None = None,
         callback: Any = None,
+        progress: bool | None = None,
     ) -> None:
         super().__init__(
             tol=tol,
@@ -214,6 +233,7 @@ class LevenbergMarquardt(BaseMinimizer):
             name=name,
             options=options,
             callback=callback,
+            progress=progress,
         )
         mode = 0 if mode is None else mode
         if mode != 0:
@@ -289,8 +309,19 @@ class LevenbergMarquardt(BaseMinimizer):
         ):
             cfg = self._lsq_settings(evaluator, compiled=True)
             fns = native_functions(ops, residuals_args)
-            solve = ops.jit(solve_compiled, static_argnums=(0, 6))
-            st = unpack(solve((fns, geodesic), x0, lower, upper, cfg, compiled.native["args"], ops))
+            solve = _compiled_solve(ops, residuals_args, fns, geodesic)
+            try:
+                # one compiled loop: a Ctrl-C is only seen once it returns (then the result
+                # is INTERRUPTED at the best point known before the loop, the start)
+                packed = solve(x0, lower, upper, cfg, compiled.native["args"])
+            except (KeyboardInterrupt, MaximumIterationReached):
+                raise
+            except Exception as exc:
+                # tracing the user's residuals failed: say which loss and what to do
+                raise evaluator.wrap_error(
+                    exc, "residuals (compiled Levenberg-Marquardt)", x0
+                ) from exc
+            st = unpack(packed)
             evaluator.add_counts(nres=st.nfev, njac=st.njev, x=st.x, value=st.f)
             mode = "compiled"
         else:

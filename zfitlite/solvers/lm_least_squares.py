@@ -55,6 +55,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..backends.ops import NATIVE_CACHE_ATTR, ArrayOps
+from ..exceptions import LossOutputError
 from ..status import Status
 
 __all__ = [
@@ -421,7 +422,13 @@ def native_functions(ops: ArrayOps, residuals_args: Callable) -> LSQFunctions:
     xp = ops.xp
 
     def residuals(x: Any, args: tuple) -> Any:
-        return xp.reshape(residuals_args(x, *args), (-1,))
+        r = xp.asarray(residuals_args(x, *args))
+        if xp.iscomplexobj(r):  # static under tracing: costs nothing per call
+            raise LossOutputError(
+                f"the residuals are complex ({r.dtype}); they must be real: return e.g. "
+                "the concatenation of r.real and r.imag"
+            )
+        return xp.reshape(r, (-1,))
 
     second = ops.second_directional(residuals)
 

@@ -107,6 +107,7 @@ class BaseGlobalMinimizer(BaseMinimizer):
 
     IS_GLOBAL: ClassVar[bool] = True
     SUPPORTS_BOUNDS = True
+    _OWN_PROGRESS = True  # a bar per search iteration (_GlobalProgress)
     _SEARCH_OPTIONS: ClassVar[dict[str, Any]] = {}
     _OPTIONS: ClassVar[dict[str, Any]] = {"polish": True}
 
@@ -145,7 +146,10 @@ class BaseGlobalMinimizer(BaseMinimizer):
         seed = self._seed_for_run()
         rng = None if seed is False else np.random.default_rng(seed)
         progress = _GlobalProgress(self, evaluator)
-        res = self._search(evaluator, bounds, params.values.copy(), progress, rng)
+        try:
+            res = self._search(evaluator, bounds, params.values.copy(), progress, rng)
+        finally:
+            progress.close()
         x = np.clip(np.asarray(res.x, dtype=np.float64), params.lower, params.upper)
         f = float(res.fun)
         if evaluator.best_value < f:  # scipy reports its best; ours is never worse
@@ -197,14 +201,24 @@ class _GlobalProgress:
     """
 
     def __init__(self, minimizer: BaseMinimizer, evaluator: Any) -> None:
+        from .._progress import make_bar
+
         self.minimizer = minimizer
         self.evaluator = evaluator
         self.niter = 0
+        # a bar in a terminal or Jupyter (``minimizer.progress``: None auto, True, False)
+        self.bar = make_bar(minimizer.progress, desc=minimizer.name, unit="iter")
+
+    def close(self) -> None:
+        """Remove the progress bar."""
+        self.bar.close()
 
     def step(self, x: Any = None, **extras: Any) -> None:
         """Report one iteration at ``x`` (default the best point so far)."""
         self.niter += 1
         ev = self.evaluator
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"best f={ev.best_value:.10g}, nfev={ev.nfev}", refresh=False)
         self.minimizer._report(
             IterationState(
                 self.niter,
@@ -230,6 +244,7 @@ class _SeededGlobalMinimizer(BaseGlobalMinimizer):
         strategy: Any = None,
         name: str | None = None,
         callback: Any = None,
+        progress: bool | None = None,
     ) -> None:
         super().__init__(
             tol=tol,
@@ -240,6 +255,7 @@ class _SeededGlobalMinimizer(BaseGlobalMinimizer):
             strategy=strategy,
             name=name,
             callback=callback,
+            progress=progress,
         )
         self.seed = _check_seed(seed)
 

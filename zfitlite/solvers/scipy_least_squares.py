@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.optimize
 
+from ..exceptions import FailMinimizeNaN
+from ..strategy import nonfinite_at_start_message
 from ._scipy_common import (
     EPS,
     Measure,
@@ -101,6 +103,7 @@ class ScipyLeastSquares(ScipyRoundsMinimizer):
         name: str | None = None,
         options: Mapping[str, Any] | None = None,
         callback: Any = None,
+        progress: bool | None = None,
     ) -> None:
         if method not in _METHODS:
             raise ValueError(
@@ -115,6 +118,7 @@ class ScipyLeastSquares(ScipyRoundsMinimizer):
             name=name,
             options=options,
             callback=callback,
+            progress=progress,
         )
         self.method = method
         for key in ("ftol", "xtol", "gtol"):
@@ -172,9 +176,16 @@ class ScipyLeastSquares(ScipyRoundsMinimizer):
                 )
 
             kwargs["callback"] = report
-        return scipy.optimize.least_squares(
-            evaluator.residuals, x, jac=evaluator.jacobian, method=self.method, **kwargs
-        )
+        try:
+            return scipy.optimize.least_squares(
+                evaluator.residuals, x, jac=evaluator.jacobian, method=self.method, **kwargs
+            )
+        except ValueError as exc:
+            if "not finite in the initial point" not in str(exc):
+                raise
+            # scipy's own check of the start: hand it to the strategy like every solver does
+            # (later non-finite residuals are rejected steps inside scipy)
+            raise FailMinimizeNaN(nonfinite_at_start_message("residuals", x)) from None
 
     def _measure(self, evaluator: Any, x: np.ndarray, params: Any, criterion: Any) -> Measure:
         r = evaluator.residuals(x)

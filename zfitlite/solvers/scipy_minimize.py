@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextvars
 import pprint
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.optimize
 
 from ..result import FitResult
 from ..status import Status
@@ -146,6 +148,7 @@ class ScipyMinimize(BaseMinimizer):
         maxiter: int | str | None = None,
         name: str | None = None,
         callback: Any = None,
+        progress: bool | None = None,
     ) -> None:
         super().__init__(
             tol=tol,
@@ -156,6 +159,7 @@ class ScipyMinimize(BaseMinimizer):
             name=name,
             options=None,
             callback=callback,
+            progress=progress,
         )
         self.SUPPORTS_BOUNDS = True  # decided per method in _minimize
         if method is not None:
@@ -280,18 +284,27 @@ class ScipyMinimize(BaseMinimizer):
             for key, value in seeded.items():
                 opts.setdefault(key, value)
         problem_id = self._problem_id(evaluator.loss)
-        listening = self.callback is not None or self.verbosity >= 6
-        progress = ScipyProgress(self) if listening else None
+        progress = ScipyProgress(self) if self._listening() else None
         try:
-            res = run_minimize(
-                method,
-                evaluator,
-                params,
-                x0,
-                opts,
-                progress,
-                hessian=evaluator.compiled.exact_derivatives,
-            )
+            with warnings.catch_warnings():
+                # scipy only warns about an unknown option (checked before any evaluation)
+                warnings.filterwarnings(
+                    "error", "Unknown solver options", scipy.optimize.OptimizeWarning
+                )
+                res = run_minimize(
+                    method,
+                    evaluator,
+                    params,
+                    x0,
+                    opts,
+                    progress,
+                    hessian=evaluator.compiled.exact_derivatives,
+                )
+        except scipy.optimize.OptimizeWarning as exc:
+            raise ValueError(
+                f"ScipyMinimize(method={method_name!r}): {exc}; check the spelling, the options "
+                f"are those of scipy.optimize.show_options('minimize', {method_name!r})"
+            ) from None
         except np.linalg.LinAlgError as exc:
             out = self._fallback(evaluator, Status.BACKEND_FAILURE)
             out.message = (
