@@ -12,7 +12,8 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 PAGES = sorted(p for p in DOCS.glob("*.md") if BLOCK.search(p.read_text()))
 # optional packages a page may import: the page is skipped (not failed) without them
 OPTIONAL = re.compile(
-    r"^\s*(?:import|from)\s+(zfit|iminuit|jax|tensorflow|dask|distributed)\b", re.MULTILINE
+    r"^\s*(?:import|from)\s+(zfit|iminuit|jax|tensorflow|dask|distributed|matplotlib)\b",
+    re.MULTILINE,
 )
 
 

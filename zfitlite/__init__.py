@@ -11,6 +11,8 @@ Public names only; no heavy backend (jax, tensorflow) is imported here.
 True
 """
 
+from typing import Any
+
 from . import loss, minimize
 from .batch import BatchFitResult, minimize_batch
 from .cache import GraphCachable
@@ -38,4 +40,14 @@ __all__ = [
     "loss",
     "minimize",
     "minimize_batch",
+    "plot",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``zfitlite.plot`` is imported on first use (it needs matplotlib only when called)."""
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'zfitlite' has no attribute {name!r}")

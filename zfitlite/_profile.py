@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 
+from ._progress import progress_iter
 from .params import Params
 
 __all__ = ["Profiler"]
@@ -27,7 +29,7 @@ class Profiler:
         self.x0 = np.asarray(x0, dtype=np.float64)
         self.compiled = loss.compiled(len(params), params.typical_scale())
         self.errordef = loss.errordef
-        self._last: dict[int, np.ndarray] = {}
+        self._last: dict[Hashable, np.ndarray] = {}
         self.nfits = 0
 
     def minimum(self) -> tuple[float, np.ndarray]:
@@ -37,13 +39,35 @@ class Profiler:
     def profile(self, i: int | None, t: float) -> tuple[float, np.ndarray]:
         """Return ``(F, x)`` at the profile minimum with parameter ``i`` fixed to ``t``
         (``i=None``: nothing fixed, the full minimum)."""
+        if i is None:
+            return self.profile_fixed((), (), key=None)
+        return self.profile_fixed((i,), (t,), key=i)
+
+    def profile_fixed(
+        self, indices: Sequence[int], values: Sequence[float], key: Hashable = "auto"
+    ) -> tuple[float, np.ndarray]:
+        """Return ``(F, x)`` at the minimum over the other parameters with those at
+        ``indices`` fixed to ``values``.
+
+        Parameters
+        ----------
+        indices : sequence of int
+            Parameters held fixed (empty: the full minimum).
+        values : sequence of float
+            Their values.
+        key : hashable, optional
+            Warm-start slot: the fit starts from the last point found under the same key
+            (default: the tuple of indices).
+        """
         from .loss import SimpleLoss
         from .solvers.levenberg_marquardt import LevenbergMarquardt
 
+        if key == "auto":
+            key = tuple(int(i) for i in indices)
         p = self.params
-        start = self._last.get(i, self.x0).copy()
+        start = self._last.get(key, self.x0).copy()
         mask = np.ones(len(p), dtype=bool)
-        if i is not None:
+        for i, t in zip(indices, values):
             start[i] = t
             mask[i] = False
         if not mask.any():
@@ -69,5 +93,80 @@ class Profiler:
         res = LevenbergMarquardt(tol=_PROFILE_TOL).minimize(sub, sub_params)
         self.nfits += 1
         x = full(res.x)
-        self._last[i] = x
+        self._last[key] = x
         return res.fmin, x
+
+    def scan(
+        self, i: int, values: Sequence[float], progress: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Profile parameter ``i`` at each of ``values``.
+
+        The points are visited outwards from the minimum on each side, so that every
+        fit starts from its neighbour's solution.
+
+        Parameters
+        ----------
+        i : int
+            The parameter.
+        values : sequence of float
+            Where to fix it.
+        progress : bool, optional
+            A progress bar (see :mod:`zfitlite._progress`).
+
+        Returns
+        -------
+        f : numpy.ndarray
+            The profiled loss at each value (in the order given).
+        x : numpy.ndarray
+            ``(len(values), n)`` the full parameter vectors there.
+        """
+        t = np.asarray(values, dtype=np.float64)
+        center = self.x0[i]
+        above = [int(k) for k in np.argsort(t) if t[k] >= center]
+        below = [int(k) for k in np.argsort(-t) if t[k] < center]
+        f = np.empty(t.size)
+        xs = np.empty((t.size, len(self.params)))
+        name = self.params.names[i]
+        order = progress_iter(
+            above + below, progress, desc=f"profile {name}", unit="point", total=t.size
+        )
+        for n, k in enumerate(order):
+            if n == len(above):  # back to the minimum before going down
+                self._last.pop(("scan", i), None)
+            f[k], xs[k] = self.profile_fixed((i,), (t[k],), key=("scan", i))
+        return f, xs
+
+    def scan2d(
+        self,
+        i: int,
+        j: int,
+        xvalues: Sequence[float],
+        yvalues: Sequence[float],
+        progress: bool | None = None,
+    ) -> np.ndarray:
+        """Profile the pair ``(i, j)`` on a grid: ``F[k, c]`` at ``(xvalues[c], yvalues[k])``.
+
+        The grid is walked row by row, alternating direction, so each fit starts from a
+        neighbouring solution.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(len(yvalues), len(xvalues))`` profiled loss values (``contour``'s layout).
+        """
+        xv = np.asarray(xvalues, dtype=np.float64)
+        yv = np.asarray(yvalues, dtype=np.float64)
+        cells = [
+            (k, c)
+            for k in range(yv.size)
+            for c in (range(xv.size) if k % 2 == 0 else range(xv.size - 1, -1, -1))
+        ]
+        out = np.empty((yv.size, xv.size))
+        names = self.params.names
+        key = ("grid", i, j)
+        self._last.pop(key, None)
+        for k, c in progress_iter(
+            cells, progress, desc=f"profile {names[i]}, {names[j]}", unit="point"
+        ):
+            out[k, c] = self.profile_fixed((i, j), (xv[c], yv[k]), key=key)[0]
+        return out

@@ -1,4 +1,4 @@
-"""The zfitlite demo: ``python -m zfitlite`` (or the ``zfitlite-demo`` script).
+"""The zfitlite demo: ``python -m zfitlite`` (or ``zfitlite demo``, or the ``zfitlite-demo`` script).
 
 Two real fits on data generated here with a fixed seed:
 
@@ -162,7 +162,7 @@ def batch_demo(verbose: bool = True, batch: int = 2000) -> zfitlite.BatchFitResu
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns a process exit code (0 when every fit is valid)."""
-    parser = argparse.ArgumentParser(prog="python -m zfitlite", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="zfitlite demo", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="print only the final line")
     args = parser.parse_args(argv)
     r1 = likelihood_demo(verbose=not args.quiet)

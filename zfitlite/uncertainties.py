@@ -17,6 +17,8 @@ import scipy.linalg
 import scipy.optimize
 import scipy.stats
 
+from ._progress import make_bar
+
 __all__ = ["covariance_from_hessian", "level", "profile_interval"]
 
 
@@ -71,6 +73,8 @@ def profile_interval(
     upper: float,
     rtol: float = 1e-10,
     on_lower_minimum: Callable[[float, np.ndarray], None] | None = None,
+    progress: bool | None = None,
+    name: str | None = None,
 ) -> tuple[float, float, dict[str, Any]]:
     """Find where the profiled loss of parameter ``i`` rises by ``delta`` on both sides.
 
@@ -95,6 +99,11 @@ def profile_interval(
         Relative tolerance of the root.
     on_lower_minimum : callable, optional
         Called with ``(f, x)`` when the scan finds a loss below ``fmin``.
+    progress : bool, optional
+        A bar counting the profile fits (None: automatic, see :mod:`zfitlite._progress`).
+    name : str, optional
+        The parameter's name, for the bar (default: taken from ``profile``'s owner, a
+        :class:`~zfitlite._profile.Profiler`, else the index).
 
     Returns
     -------
@@ -110,14 +119,40 @@ def profile_interval(
     nprofile = 0
     at_limit = {"lower": False, "upper": False}
 
+    if name is None:
+        owner = getattr(profile, "__self__", None)
+        names = getattr(getattr(owner, "params", None), "names", None)
+        name = str(names[i]) if names is not None else f"#{i}"
+    bar = make_bar(progress, desc=f"errors {name}", unit="fit")
+
     def g(t: float) -> float:
         nonlocal nprofile
         nprofile += 1
+        bar.update(1)
         f, x = profile(i, t)
         if f < fmin and on_lower_minimum is not None:
             on_lower_minimum(f, x)
         return f - fmin - delta
 
+    try:
+        result = _both_sides(g, center, guess, lower, upper, rtol, delta, i, at_limit)
+    finally:
+        bar.close()
+    return float(result[-1]), float(result[1]), {"at_limit": at_limit, "nprofile": nprofile}
+
+
+def _both_sides(
+    g: Callable[[float], float],
+    center: float,
+    guess: float,
+    lower: float,
+    upper: float,
+    rtol: float,
+    delta: float,
+    i: int,
+    at_limit: dict[str, bool],
+) -> dict[int, float]:
+    """Bracket and solve ``g(t) = 0`` below and above ``center``: ``{-1: dlow, 1: dup}``."""
     result = {}
     for side, bound in ((-1, lower), (1, upper)):
         a = center
@@ -147,4 +182,4 @@ def profile_interval(
             g, min(a, b), max(a, b), xtol=rtol * guess, rtol=4 * np.finfo(float).eps, maxiter=200
         )
         result[side] = root - center
-    return float(result[-1]), float(result[1]), {"at_limit": at_limit, "nprofile": nprofile}
+    return result
