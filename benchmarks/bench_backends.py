@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 import os
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 import zfitlite
+from benchmarks import versions
 from benchmarks.nist_peers import _import_zfit
 
 N_EVENTS = 10_000
@@ -224,12 +224,7 @@ def main() -> None:
             f"{r['warm_ms'][0]:.1f} / {r['warm_ms'][1]:.1f} | "
             f"{r['traces']} | {r['nfev']} | {dx:.1e} | {r['valid']} |"
         )
-    versions = []
-    for pkg in ("numpy", "jax", "tensorflow", "zfit"):
-        mod = sys.modules.get(pkg)
-        if mod is not None:
-            versions.append(f"{pkg} {getattr(mod, '__version__', '?')}")
-    print("versions: " + ", ".join(versions))
+    print("versions: " + versions("numpy", "jax", "tensorflow", "zfit"))
 
 
 if __name__ == "__main__":

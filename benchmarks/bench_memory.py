@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import psutil
 
+from benchmarks import versions
+
 N_FITS = int(os.environ.get("ZFITLITE_BENCH_MEMORY_FITS", "10000"))
 WARMUP = 100
 FRESH_CLOSURE_FITS = 100
@@ -202,12 +204,7 @@ def main() -> None:
             f"| {r['case']} | {r['n']} | {r['bytes_per_fit']:.1f} | {r['rss_before']:.1f} | "
             f"{r['rss_after']:.1f} | {r['ms_per_fit']:.2f} |"
         )
-    versions = []
-    for pkg in ("numpy", "scipy", "jax", "iminuit"):
-        mod = sys.modules.get(pkg)
-        if mod is not None:
-            versions.append(f"{pkg} {getattr(mod, '__version__', '?')}")
-    print("versions: " + ", ".join(versions))
+    print("versions: " + versions("numpy", "scipy", "jax", "iminuit"))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,16 @@ else:
 
 BACKENDS = ("numpy", "jax") if jax is not None else ("numpy",)
 #: Optional packages that some test files import at module level.
-_OPTIONAL = ("jax", "iminuit", "tensorflow", "zfit", "dask", "distributed")
+_OPTIONAL = (
+    "jax",
+    "iminuit",
+    "tensorflow",
+    "zfit",
+    "dask",
+    "distributed",
+    "psutil",
+    "matplotlib",
+)
 _MISSING = tuple(m for m in _OPTIONAL if importlib.util.find_spec(m) is None)
 _NEEDS_MISSING = (
     re.compile(rf"^(?:import|from) (?:{'|'.join(_MISSING)})\b", re.MULTILINE) if _MISSING else None

@@ -27,7 +27,7 @@ class Profiler:
         self.loss = loss
         self.params = params
         self.x0 = np.asarray(x0, dtype=np.float64)
-        self.compiled = loss.compiled(len(params), params.typical_scale())
+        self.compiled = loss.compiled(len(params), params.difference_scales())
         self.errordef = loss.errordef
         self._last: dict[Hashable, np.ndarray] = {}
         self.nfits = 0

@@ -278,7 +278,7 @@ class ZfitLossAdapter(BaseLoss):
     def _traced_function(self) -> Callable:
         return self.value
 
-    def _build(self, backend: Backend, n: int, typical: np.ndarray | None) -> CompiledLoss:
+    def _build(self, backend: Backend, n: int, typical: numdiff.Typical) -> CompiledLoss:
         if n != len(self.zfit_params):
             raise ValueError(
                 f"{self._describe()} has {len(self.zfit_params)} floating parameters "

@@ -136,7 +136,7 @@ class LossEvaluator:
         if compiled is None:
             # per-parameter scales matter only for finite differences (non-compiling backends)
             compiles = loss.backend_for(self.n).compiles
-            compiled = loss.compiled(self.n, None if compiles else params.typical_scale())
+            compiled = loss.compiled(self.n, None if compiles else params.difference_scales())
         self.compiled = compiled
         self.nfev = self.ngrad = self.nhess = self.nres = self.njac = 0
         self.best_x: np.ndarray = params.values.copy()

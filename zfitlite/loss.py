@@ -17,6 +17,7 @@ import numpy as np
 
 from .backends import Backend, CompiledLoss, detect_backend, get_backend
 from .backends.base import after_x
+from .backends.numdiff import Typical
 from .backends.ops import forget_native
 from .cache import GraphCachable
 from .params import Params, make_params
@@ -94,18 +95,20 @@ class BaseLoss(GraphCachable):
             return get_backend(self.backend_request)
         return self.cached(("backend", n), lambda: detect_backend(self._traced_function(), n))
 
-    def compiled(self, n: int, typical: np.ndarray | None = None) -> CompiledLoss:
+    def compiled(self, n: int, typical: Typical = None) -> CompiledLoss:
         """Compiled value/gradient/Hessian callables for ``n`` parameters.
 
         Backends that compile (JAX) are cached per ``n``; ``typical`` (per-parameter
-        scales for finite differences) only matters for the numpy backend.
+        scales for finite differences, or a :class:`~zfitlite.backends.numdiff.Scales`
+        that also holds the bounds the steps must stay in) only matters for the numpy
+        backend.
         """
         backend = self.backend_for(n)
         if backend.compiles:
             return self.cached(("compiled", backend.name, n), lambda: self._build(backend, n, None))
         return self._build(backend, n, typical)
 
-    def _build(self, backend: Backend, n: int, typical: np.ndarray | None) -> CompiledLoss:
+    def _build(self, backend: Backend, n: int, typical: Typical) -> CompiledLoss:
         raise NotImplementedError
 
     def value(self, x: Any) -> float:
@@ -193,7 +196,7 @@ class SimpleLoss(BaseLoss):
             return self.func
         return functools.partial(after_x, self.func, self.args)
 
-    def _build(self, backend: Backend, n: int, typical: np.ndarray | None) -> CompiledLoss:
+    def _build(self, backend: Backend, n: int, typical: Typical) -> CompiledLoss:
         return backend.scalar(
             self.func,
             n,
@@ -282,7 +285,7 @@ class LeastSquares(BaseLoss):
             return self.residuals_func
         return functools.partial(after_x, self.residuals_func, self.args)
 
-    def _build(self, backend: Backend, n: int, typical: np.ndarray | None) -> CompiledLoss:
+    def _build(self, backend: Backend, n: int, typical: Typical) -> CompiledLoss:
         return backend.least_squares(
             self.residuals_func, n, jacobian=self.jacobian_func, typical=typical, args=self.args
         )

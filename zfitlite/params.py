@@ -126,6 +126,15 @@ class Params:
             object.__setattr__(self, "_typical_scale", cached)
         return cached
 
+    def difference_scales(self) -> Any:
+        """What finite differences need: :meth:`typical_scale`, with the bounds when there are
+        any (a :class:`~zfitlite.backends.numdiff.Scales`), so that no step leaves them."""
+        if not self.has_bounds:
+            return self.typical_scale()
+        from .backends.numdiff import Scales
+
+        return Scales(self.typical_scale(), self.lower, self.upper)
+
     def to_dict(self) -> dict[str, list]:
         """The dict-of-arrays form, as plain Python lists."""
         return {

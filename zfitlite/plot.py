@@ -506,7 +506,7 @@ def path(
             rng = [tuple(map(float, b)) for b in bounds]
         gx = np.linspace(*rng[0], int(npoints))
         gy = np.linspace(*rng[1], int(npoints))
-        compiled = lossobj.compiled(len(p0), p0.typical_scale())
+        compiled = lossobj.compiled(len(p0), p0.difference_scales())
         base = result.x.copy()
         z = np.empty((gy.size, gx.size))
         for r, yy in enumerate(gy):

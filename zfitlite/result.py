@@ -242,7 +242,7 @@ class FitResult:
             raise ValueError("this result has no approximate Hessian; use method='hesse_np'")
         if method == "hesse_np":
             loss = self._require_loss("hesse(method='hesse_np')")
-            compiled = loss.compiled(len(self.params_spec), self.params_spec.typical_scale())
+            compiled = loss.compiled(len(self.params_spec), self.params_spec.difference_scales())
             return np.asarray(compiled.hessian(self.x), dtype=np.float64)
         raise ValueError(f"unknown Hesse method {method!r}; choose 'hesse_np' or 'approx'")
 

@@ -107,12 +107,14 @@ class Backend(ABC):
         *,
         gradient: Callable | None = None,
         hessian: Callable | None = None,
-        typical: Array | None = None,
+        typical: Any = None,
         args: tuple = (),
     ) -> CompiledLoss:
         """Build callables for a scalar loss ``func(x, *args) -> float``.
 
-        ``gradient`` and ``hessian``, when given, take ``(x, *args)`` too.
+        ``gradient`` and ``hessian``, when given, take ``(x, *args)`` too. ``typical``
+        (scales, or a :class:`~zfitlite.backends.numdiff.Scales` with the bounds) is for
+        backends that difference numerically.
         """
 
     @abstractmethod
@@ -122,7 +124,7 @@ class Backend(ABC):
         n: int,
         *,
         jacobian: Callable | None = None,
-        typical: Array | None = None,
+        typical: Any = None,
         args: tuple = (),
     ) -> CompiledLoss:
         """Build callables for a least-squares loss ``sum(residuals(x, *args)**2)``.

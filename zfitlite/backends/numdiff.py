@@ -7,19 +7,65 @@ First derivatives use central differences with one Richardson extrapolation
 (error O(h^4), about 1e-12 relative on smooth functions); second derivatives use
 the four-point central formula (error O(h^2)), or central differences of an exact
 gradient when one exists.
+
+Bounds: given a :class:`Scales` with the parameters' bounds, no point outside them is
+evaluated. A parameter within ``2 h`` of a bound is differenced on one side, away from
+it (second-order one-sided formula for first derivatives, error O(h^2); first-order for
+second derivatives), so a loss that is undefined beyond its bounds (``x ** 1.5`` with
+``x >= 0``) can still be fitted to a minimum on the bound.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["gradient", "hessian", "hessian_from_gradient", "jacobian", "steps"]
+__all__ = ["Scales", "gradient", "hessian", "hessian_from_gradient", "jacobian", "steps"]
 
 _EPS = np.finfo(np.float64).eps
 _C_FIRST = _EPS ** (1 / 5)  # Richardson-extrapolated central difference
 _C_SECOND = _EPS ** (1 / 4)
+_C_ONE_SIDED = _EPS ** (1 / 3)  # second-order one-sided difference
+
+
+@dataclass(frozen=True)
+class Scales:
+    """Per-parameter scales for the steps and the box that the steps must stay inside.
+
+    Attributes
+    ----------
+    typical : numpy.ndarray or None
+        As the plain ``typical`` array of the functions below.
+    lower, upper : numpy.ndarray
+        The parameters' bounds (infinite where there is none).
+    """
+
+    typical: np.ndarray | None
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+#: What the functions below take as ``typical``: scales, or scales with bounds.
+Typical = np.ndarray | Scales | None
+
+
+def _split(typical: Typical) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    if isinstance(typical, Scales):
+        return typical.typical, typical.lower, typical.upper
+    return typical, None, None
+
+
+def _sides(
+    x: np.ndarray, reach: np.ndarray, lower: np.ndarray | None, upper: np.ndarray | None
+) -> np.ndarray:
+    """Per parameter: 0 for a central difference (``x +- reach`` inside the bounds), else
+    +1 or -1, the side with more room."""
+    if lower is None or upper is None:
+        return np.zeros(x.size, dtype=np.int64)
+    central = (x - reach >= lower) & (x + reach <= upper)
+    return np.where(central, 0, np.where(upper - x >= x - lower, 1, -1))
 
 
 def steps(x: np.ndarray, typical: np.ndarray | None, c: float) -> np.ndarray:
@@ -41,21 +87,32 @@ def _central(
 
 
 def jacobian(
-    func: Callable[[np.ndarray], np.ndarray], x: np.ndarray, typical: np.ndarray | None = None
+    func: Callable[[np.ndarray], np.ndarray], x: np.ndarray, typical: Typical = None
 ) -> np.ndarray:
     """Jacobian ``d func_k / d x_i`` of a vector function, shape ``(m, n)`` (``(n,)`` for scalars)."""
     x = np.asarray(x, dtype=np.float64)
-    h = steps(x, typical, _C_FIRST)
+    typ, lower, upper = _split(typical)
+    h = steps(x, typ, _C_FIRST)
+    side = _sides(x, 2 * h, lower, upper)
+    f0 = np.asarray(func(x)) if side.any() else None
     cols = []
     for i in range(x.size):
-        d1 = _central(func, x, i, h[i])
-        d2 = _central(func, x, i, 2 * h[i])
-        cols.append((4.0 * d1 - d2) / 3.0)
+        if side[i] == 0:
+            d1 = _central(func, x, i, h[i])
+            d2 = _central(func, x, i, 2 * h[i])
+            cols.append((4.0 * d1 - d2) / 3.0)
+        else:  # one-sided, away from the bound: (-3 f0 + 4 f(x + s h) - f(x + 2 s h)) / (2 s h)
+            sh = side[i] * h[i] * (_C_ONE_SIDED / _C_FIRST)
+            y1 = x.copy()
+            y1[i] += sh
+            y2 = x.copy()
+            y2[i] += 2 * sh
+            cols.append((4.0 * np.asarray(func(y1)) - np.asarray(func(y2)) - 3.0 * f0) / (2 * sh))
     return np.stack(cols, axis=-1)
 
 
 def gradient(
-    func: Callable[[np.ndarray], float], x: np.ndarray, typical: np.ndarray | None = None
+    func: Callable[[np.ndarray], float], x: np.ndarray, typical: Typical = None
 ) -> np.ndarray:
     """Gradient of a scalar function by Richardson-extrapolated central differences."""
     return np.asarray(jacobian(func, x, typical), dtype=np.float64).reshape(-1)
@@ -64,37 +121,53 @@ def gradient(
 def hessian(
     func: Callable[[np.ndarray], float],
     x: np.ndarray,
-    typical: np.ndarray | None = None,
+    typical: Typical = None,
     f0: float | None = None,
 ) -> np.ndarray:
-    """Hessian of a scalar function from values only (four-point formula), symmetric."""
+    """Hessian of a scalar function from values only (four-point formula), symmetric.
+
+    Near a bound (see :class:`Scales`) a parameter's two stencil points are ``x`` and
+    ``x + h`` (or ``x - h``) instead of ``x +- h``.
+    """
     x = np.asarray(x, dtype=np.float64)
     n = x.size
-    h = steps(x, typical, _C_SECOND)
+    typ, lower, upper = _split(typical)
+    h = steps(x, typ, _C_SECOND)
+    side = _sides(x, h, lower, upper)
     f0 = float(func(x)) if f0 is None else f0
+    # per parameter: the offsets of its two stencil points and their distance
+    hi = np.where(side < 0, 0.0, h)
+    lo = np.where(side > 0, 0.0, -h)
+    width = hi - lo
     H = np.empty((n, n))
 
     def at(delta: dict[int, float]) -> float:
+        if not any(delta.values()):
+            return f0
         y = x.copy()
         for k, d in delta.items():
             y[k] += d
         return float(func(y))
 
     for i in range(n):
-        H[i, i] = (at({i: h[i]}) - 2.0 * f0 + at({i: -h[i]})) / (h[i] * h[i])
+        if side[i] == 0:
+            H[i, i] = (at({i: h[i]}) - 2.0 * f0 + at({i: -h[i]})) / (h[i] * h[i])
+        else:  # centred at x + s h: (f(x + 2 s h) - 2 f(x + s h) + f(x)) / h^2
+            sh = side[i] * h[i]
+            H[i, i] = (at({i: 2 * sh}) - 2.0 * at({i: sh}) + f0) / (h[i] * h[i])
         for j in range(i):
             v = (
-                at({i: h[i], j: h[j]})
-                - at({i: h[i], j: -h[j]})
-                - at({i: -h[i], j: h[j]})
-                + at({i: -h[i], j: -h[j]})
-            ) / (4.0 * h[i] * h[j])
+                at({i: hi[i], j: hi[j]})
+                - at({i: hi[i], j: lo[j]})
+                - at({i: lo[i], j: hi[j]})
+                + at({i: lo[i], j: lo[j]})
+            ) / (width[i] * width[j])
             H[i, j] = H[j, i] = v
     return H
 
 
 def hessian_from_gradient(
-    grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, typical: np.ndarray | None = None
+    grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, typical: Typical = None
 ) -> np.ndarray:
     """Hessian as the symmetrised Jacobian of an exact gradient."""
     H = jacobian(grad, x, typical)

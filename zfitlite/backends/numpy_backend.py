@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class NumpyBackend(Backend):
         *,
         gradient: Callable | None = None,
         hessian: Callable | None = None,
-        typical: Array | None = None,
+        typical: Any = None,
         args: tuple = (),
     ) -> CompiledLoss:
         if args:  # the data after x, bound once
@@ -79,7 +80,7 @@ class NumpyBackend(Backend):
         n: int,
         *,
         jacobian: Callable | None = None,
-        typical: Array | None = None,
+        typical: Any = None,
         args: tuple = (),
     ) -> CompiledLoss:
         def res(x: Array) -> Array:
