@@ -81,6 +81,40 @@ def test_reset_cache_forces_a_new_trace():
     assert model.calls > traced
 
 
+class MethodModel:
+    """A model whose residuals are a method: ``model.residuals`` is a new bound-method
+    object at every access, and bound methods take no attributes."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def residuals(self, p, t, y):
+        self.calls += 1
+        return (y - p[0] * jnp.exp(-p[1] * t)) / 0.01
+
+
+def test_a_bound_method_compiles_once_and_is_freed_with_its_instance():
+    import gc
+    import weakref
+
+    model = MethodModel()
+    t, y1 = data(2.0, 0.7)
+    _, y2 = data(3.0, 0.4, seed=2)
+    fit = LevenbergMarquardt(tol=1e-10).minimize
+    r1 = fit(zfitlite.LeastSquares(model.residuals, args=(t, y1), backend="jax"), [1.0, 1.0])
+    traced = model.calls
+    r2 = fit(zfitlite.LeastSquares(model.residuals, args=(t, y2), backend="jax"), [1.0, 1.0])
+    assert model.calls == traced  # remembered on the instance: no new trace
+    assert r1.valid and r2.valid and r2.x[0] == pytest.approx(3.0, rel=0.02)
+    zfitlite.LeastSquares(model.residuals, backend="jax").reset_cache_self()
+    fit(zfitlite.LeastSquares(model.residuals, args=(t, y1), backend="jax"), [1.0, 1.0])
+    assert model.calls > traced  # a reset drops it
+    ref = weakref.ref(model)
+    del model, r1, r2
+    gc.collect()
+    assert ref() is None
+
+
 @pytest.mark.parametrize("geodesic", [False, True])
 def test_compiled_agrees_with_eager(geodesic):
     t, y = data(2.0, 0.7)

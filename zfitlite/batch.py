@@ -174,45 +174,34 @@ def _masked(ops: Any, func: Callable) -> Callable:
 
     Remembered on ``func`` so that the compiled batch solver keyed on it is reused.
     """
-    cache = getattr(func, BATCH_CACHE_ATTR, None)
-    if isinstance(cache, dict) and ops.name in cache:
-        return cache[ops.name]
     xp = ops.xp
 
-    def masked(x: Any, mask: Any, *data: Any) -> Any:
-        r = xp.reshape(func(x, *data), (-1,))
-        return xp.where(mask, 0.0, r)
+    def build() -> Callable:
+        def masked(x: Any, mask: Any, *data: Any) -> Any:
+            r = xp.reshape(func(x, *data), (-1,))
+            return xp.where(mask, 0.0, r)
 
-    def value(x: Any, args: tuple) -> Any:
-        r = masked(x, *args)
-        return r @ r
+        def value(x: Any, args: tuple) -> Any:
+            r = masked(x, *args)
+            return r @ r
 
-    masked.value = value  # type: ignore[attr-defined]
-    try:
-        setattr(
-            func, BATCH_CACHE_ATTR, {**(cache if isinstance(cache, dict) else {}), ops.name: masked}
-        )
-    except (AttributeError, TypeError):
-        pass
-    return masked
+        masked.value = value  # type: ignore[attr-defined]
+        return masked
+
+    return remembered(func, BATCH_CACHE_ATTR, ops.name, build)
 
 
 def _scalar_value(ops: Any, func: Callable) -> Callable:
     """``(x, args) -> func(x, *args)`` as a scalar, remembered on ``func``."""
-    cache = getattr(func, BATCH_CACHE_ATTR, None)
-    key = ops.name + ":scalar"
-    if isinstance(cache, dict) and key in cache:
-        return cache[key]
     xp = ops.xp
 
-    def value(x: Any, args: tuple) -> Any:
-        return xp.reshape(func(x, *args), ())
+    def build() -> Callable:
+        def value(x: Any, args: tuple) -> Any:
+            return xp.reshape(func(x, *args), ())
 
-    try:
-        setattr(func, BATCH_CACHE_ATTR, {**(cache if isinstance(cache, dict) else {}), key: value})
-    except (AttributeError, TypeError):
-        pass
-    return value
+        return value
+
+    return remembered(func, BATCH_CACHE_ATTR, ops.name + ":scalar", build)
 
 
 def _prepare_member(ops: Any, func: Callable, x0: Any, data: tuple) -> tuple:

@@ -11,6 +11,7 @@ program (and vectorises under ``vmap``). Solver files never import jax themselve
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -39,24 +40,43 @@ BATCH_CACHE_ATTR = "__zfitlite_batch_masked__"
 JAX_JIT_ATTR = "__zfitlite_jax_jit__"
 
 
+def _holder(func: Callable, key: Any) -> tuple[Any, Any]:
+    """Where things built for ``func`` are remembered, and under which key.
+
+    On ``func`` itself; for a bound method (``model.residuals``), which takes no attributes
+    and is a new object at each attribute access, on its instance, keyed also by the
+    method's function. So a method of a model object compiles once, not at every fit.
+    """
+    if inspect.ismethod(func):
+        return func.__self__, (func.__func__, key)
+    return func, key
+
+
 def forget_native(func: Callable) -> None:
-    """Drop the native solver functions and graphs remembered on ``func`` (the next solve retraces)."""
+    """Drop the native solver functions and graphs remembered on ``func`` (the next solve
+    retraces); for a bound method, everything remembered on its instance."""
+    holder, _ = _holder(func, None)
     for attr in (NATIVE_CACHE_ATTR, TF_GRAPHS_ATTR, BATCH_CACHE_ATTR, JAX_JIT_ATTR):
         try:
-            delattr(func, attr)
+            delattr(holder, attr)
         except (AttributeError, TypeError):
             pass
 
 
 def remembered(func: Callable, attr: str, key: Any, build: Callable[[], Any]) -> Any:
-    """``build()``, remembered on ``func`` under ``attr[key]`` (built again where ``func``
-    takes no attributes, e.g. a bound method)."""
-    cache = getattr(func, attr, None)
+    """``build()``, remembered on ``func`` under ``attr[key]`` (see :func:`_holder`; built
+    again each time where the holder takes no attributes, e.g. a class with ``__slots__``).
+
+    What is built lives exactly as long as ``func`` (or the bound method's instance), so
+    fresh closures do not accumulate compiled programs.
+    """
+    holder, key = _holder(func, key)
+    cache = getattr(holder, attr, None)
     if isinstance(cache, dict) and key in cache:
         return cache[key]
     value = build()
     try:
-        setattr(func, attr, {**(cache if isinstance(cache, dict) else {}), key: value})
+        setattr(holder, attr, {**(cache if isinstance(cache, dict) else {}), key: value})
     except (AttributeError, TypeError):
         pass
     return value

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..exceptions import BackendNotAvailable, LossOutputError
 from .base import COMPLEX_FIX, SCALAR_FIX, Array, Backend, CompiledLoss, after_x
-from .ops import TF_GRAPHS_ATTR
+from .ops import TF_GRAPHS_ATTR, remembered
 
 __all__ = ["TensorFlowBackend", "import_tensorflow"]
 
@@ -191,17 +191,7 @@ class _LeastSquaresGraphs:
 
 
 def _least_squares_graphs(residuals: Callable, n: int) -> _LeastSquaresGraphs:
-    memo = getattr(residuals, TF_GRAPHS_ATTR, None)
-    if not isinstance(memo, dict):
-        memo = {}
-        try:
-            setattr(residuals, TF_GRAPHS_ATTR, memo)
-        except (AttributeError, TypeError):
-            pass
-    graphs = memo.get(n)
-    if graphs is None:
-        graphs = memo[n] = _LeastSquaresGraphs(residuals, n)
-    return graphs
+    return remembered(residuals, TF_GRAPHS_ATTR, n, lambda: _LeastSquaresGraphs(residuals, n))
 
 
 class TensorFlowBackend(Backend):

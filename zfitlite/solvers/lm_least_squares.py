@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backends.ops import NATIVE_CACHE_ATTR, ArrayOps
+from ..backends.ops import NATIVE_CACHE_ATTR, ArrayOps, remembered
 from ..exceptions import LossOutputError
 from ..status import Status
 
@@ -416,31 +416,27 @@ def native_functions(ops: ArrayOps, residuals_args: Callable) -> LSQFunctions:
     on that function, so every loss sharing it (``LeastSquares.from_data`` with the same
     model and new data) reuses one compiled solver.
     """
-    cached = getattr(residuals_args, NATIVE_CACHE_ATTR, None)
-    if isinstance(cached, LSQFunctions) and cached.ops is ops:
-        return cached
     xp = ops.xp
 
-    def residuals(x: Any, args: tuple) -> Any:
-        r = xp.asarray(residuals_args(x, *args))
-        if xp.iscomplexobj(r):  # static under tracing: costs nothing per call
-            raise LossOutputError(
-                f"the residuals are complex ({r.dtype}); they must be real: return e.g. "
-                "the concatenation of r.real and r.imag"
-            )
-        return xp.reshape(r, (-1,))
+    def build() -> LSQFunctions:
 
-    second = ops.second_directional(residuals)
+        def residuals(x: Any, args: tuple) -> Any:
+            r = xp.asarray(residuals_args(x, *args))
+            if xp.iscomplexobj(r):  # static under tracing: costs nothing per call
+                raise LossOutputError(
+                    f"the residuals are complex ({r.dtype}); they must be real: return e.g. "
+                    "the concatenation of r.real and r.imag"
+                )
+            return xp.reshape(r, (-1,))
 
-    def second_directional(x: Any, v: Any, r: Any, J: Any, args: tuple) -> Any:
-        return second(x, v, args)
+        second = ops.second_directional(residuals)
 
-    fns = LSQFunctions(residuals, ops.jacobian(residuals), second_directional, 0, ops)
-    try:
-        setattr(residuals_args, NATIVE_CACHE_ATTR, fns)
-    except (AttributeError, TypeError):
-        pass
-    return fns
+        def second_directional(x: Any, v: Any, r: Any, J: Any, args: tuple) -> Any:
+            return second(x, v, args)
+
+        return LSQFunctions(residuals, ops.jacobian(residuals), second_directional, 0, ops)
+
+    return remembered(residuals_args, NATIVE_CACHE_ATTR, ops, build)
 
 
 def solve_eager(
