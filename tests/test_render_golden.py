@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import zfitlite
 from zfitlite import BatchFitResult, FitResult, Status
 from zfitlite.params import Params
 
@@ -188,3 +189,15 @@ def test_batch_summary_matches_golden():
     assert "'subject-6': SINGULAR" in text
     med = np.median(r.x[r.valid], axis=0)
     assert f"a : {med[0]:.6g}" in text
+
+
+def test_a_fit_stopped_early_shows_its_iterations_as_unknown():
+    """Fallback results (maxiter, NaN, Ctrl-C) carry niter = -1: shown as unknown, not -1."""
+    def rosenbrock(p):
+        return (p[0] - 1) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2
+
+    rosenbrock.errordef = 1.0
+    result = zfitlite.minimize.ScipyBFGS(maxiter=10).minimize(rosenbrock, [-1.2, 1.0])
+    assert result.status.name == "MAXITER" and result.info["niter"] == -1
+    assert "iterations      : unknown (stopped early)" in str(result)
+    assert "unknown (stopped early)" in result._repr_html_()

@@ -133,7 +133,11 @@ def _summary(result: Any) -> list[tuple[str, str]]:
         ("EDM", _edm_text(result)),
         ("fmin", _num(result.fmin, ".12g")),
         ("evaluations", counts or "0"),
-        ("iterations", str(info.get("niter", ""))),
+        (
+            "iterations",
+            # -1: the run stopped abnormally (maxiter, NaN, Ctrl-C) before the solver said
+            "unknown (stopped early)" if info.get("niter") == -1 else str(info.get("niter", "")),
+        ),
     ]
     if info.get("backend"):
         rows.append(("backend", str(info["backend"])))
