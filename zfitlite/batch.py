@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ._progress import make_bar, should_show
-from .backends.ops import BATCH_CACHE_ATTR, JAX_JIT_ATTR, remembered
+from .backends.ops import BATCH_CACHE_ATTR, remembered, remembered_jit
 from .exceptions import FailMinimizeNaN
 from .loss import BaseLoss, LeastSquares, SimpleLoss, _CallableLoss
 from .params import Params
@@ -303,17 +303,6 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[:1], extra, axis=0)])
 
 
-def _compiled(func: Callable, key: tuple, make: Callable[[], Callable], ops: Any) -> Callable:
-    """The jitted batch solve for ``func``, remembered on ``func`` itself.
-
-    Not ``jit(_lm_batch, static_argnums=...)`` with the functions as static arguments:
-    JAX's caches would keep every fitted function (a fresh closure per dataset, its data
-    and its compiled program) alive for the life of the process. Here the program is
-    freed with the function, and ``reset_cache`` (``forget_native``) drops it.
-    """
-    return remembered(func, JAX_JIT_ATTR, key, lambda: ops.jit(make()))
-
-
 def _solve_vectorised(problem: _Problem, x0: np.ndarray, data: tuple) -> dict[str, Any]:
     from .backends import get_backend
 
@@ -330,11 +319,11 @@ def _solve_vectorised(problem: _Problem, x0: np.ndarray, data: tuple) -> dict[st
         fns = native_functions(ops, masked)
         cfg = LSQSettings(**st)
         static = (fns, problem.geodesic, problem.func)
-        solve = _compiled(
+        solve = remembered_jit(
+            ops,
             problem.func,
             ("batch_lm", ops.name, problem.geodesic),
             lambda: lambda x0, lo, hi, cfg, data: _lm_batch(static, x0, lo, hi, cfg, data, ops),
-            ops,
         )
         out = solve(x0p, problem.lower, problem.upper, cfg, datap)
     else:
@@ -347,11 +336,11 @@ def _solve_vectorised(problem: _Problem, x0: np.ndarray, data: tuple) -> dict[st
         fns = native_bfgs_functions(ops, value)
         cfg = BFGSSettings(**st)
         static = (fns, problem.kind, problem.func)
-        solve = _compiled(
+        solve = remembered_jit(
+            ops,
             problem.func,
             ("batch_bfgs", ops.name, problem.kind),
             lambda: lambda x0, cfg, data: _bfgs_batch(static, x0, cfg, data, ops),
-            ops,
         )
         out = solve(x0p, cfg, datap)
     x, grad, hess, mask, scalars = (np.asarray(a)[:b] for a in out)

@@ -82,6 +82,18 @@ def remembered(func: Callable, attr: str, key: Any, build: Callable[[], Any]) ->
     return value
 
 
+def remembered_jit(ops: Any, func: Callable, key: Any, make: Callable[[], Callable]) -> Callable:
+    """``ops.jit(make())``, remembered on ``func`` (see :func:`remembered`).
+
+    For solver loops that close over the user's functions. Not ``jit(loop,
+    static_argnums=...)`` with those functions as static arguments: JAX's caches hold
+    static arguments strongly, so every function ever fitted (a fresh closure per dataset,
+    its data and its compiled program) would stay alive for the life of the process. Here
+    the program goes with ``func``, and ``forget_native`` (``reset_cache``) drops it.
+    """
+    return remembered(func, JAX_JIT_ATTR, key, lambda: ops.jit(make()))
+
+
 class ArrayOps:
     """The operations a native solver loop may use (the numpy implementation).
 

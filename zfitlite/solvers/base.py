@@ -339,22 +339,8 @@ class BaseMinimizer(GraphCachable):
             (:class:`DefaultToyStrategy`: an invalid result with status ``NONFINITE``);
             ``best_x``/``best_value`` hold the best point seen.
         """
-        if isinstance(loss, FitResult):
-            if init is None:
-                init = loss
-            source = loss
-            if source.loss is None:
-                raise ValueError(
-                    "this FitResult holds no loss (loaded from a file?); pass the loss and init=result"
-                )
-            loss = source.loss
-            if params is None and getattr(loss, "params", None) is None:
-                params = source.params_spec
-        if init is not None and not isinstance(init, FitResult):
-            raise TypeError(f"init must be a FitResult, got {type(init).__name__}")
-        loss = as_loss(loss)
+        loss, p, init = resolve_inputs(loss, params, init)
         errordef = loss.errordef
-        p = make_params(params, loss, init)
         if p.has_bounds and not self.SUPPORTS_BOUNDS:
             raise ValueError(
                 f"{type(self).__name__} cannot honour parameter bounds (lower/upper); use one of "
@@ -556,6 +542,29 @@ def _negative_curvature(
     if scale > 0 and w[0] < -NEGATIVE_CURVATURE * scale:
         return float(w[0] / scale)
     return None
+
+
+def resolve_inputs(loss: Any, params: Any, init: FitResult | None) -> tuple[BaseLoss, Params, Any]:
+    """The loss, parameters and init of a ``minimize`` call.
+
+    A FitResult given as the loss chains: its loss is refitted from its values (and it
+    becomes ``init`` unless one is given).
+    """
+    if isinstance(loss, FitResult):
+        if init is None:
+            init = loss
+        if loss.loss is None:
+            raise ValueError(
+                "this FitResult holds no loss (loaded from a file?); pass the loss and init=result"
+            )
+        source = loss
+        loss = source.loss
+        if params is None and getattr(loss, "params", None) is None:
+            params = source.params_spec
+    if init is not None and not isinstance(init, FitResult):
+        raise TypeError(f"init must be a FitResult, got {type(init).__name__}")
+    loss = as_loss(loss)
+    return loss, make_params(params, loss, init), init
 
 
 def _with_best(exc: ZfitliteError, evaluator: LossEvaluator, params: Params) -> None:

@@ -19,11 +19,10 @@ import numpy as np
 from ..cache import GraphCachable
 from ..evaluator import LossEvaluationError
 from ..exceptions import FailMinimizeNaN
-from ..loss import as_loss
-from ..params import Params, make_params
+from ..params import Params
 from ..result import FitResult
 from ..status import Status
-from .base import BaseMinimizer, supporting_bounds
+from .base import BaseMinimizer, resolve_inputs, supporting_bounds
 
 __all__ = ["GlobalLocal", "MultiStart"]
 
@@ -49,25 +48,6 @@ def _with_tol(minimizer: BaseMinimizer, tol: float) -> BaseMinimizer:
     new.options = dict(minimizer.options)
     new.tol = tol
     return new
-
-
-def _resolve(loss: Any, params: Any, init: FitResult | None) -> tuple[Any, Params, Any]:
-    """The loss, parameters and init that ``BaseMinimizer.minimize`` would use."""
-    if isinstance(loss, FitResult):
-        if init is None:
-            init = loss
-        if loss.loss is None:
-            raise ValueError(
-                "this FitResult holds no loss (loaded from a file?); pass the loss and init=result"
-            )
-        source = loss
-        loss = source.loss
-        if params is None and getattr(loss, "params", None) is None:
-            params = source.params_spec
-    if init is not None and not isinstance(init, FitResult):
-        raise TypeError(f"init must be a FitResult, got {type(init).__name__}")
-    loss = as_loss(loss)
-    return loss, make_params(params, loss, init), init
 
 
 def _combine(
@@ -396,7 +376,7 @@ class MultiStart(BaseMinimizer):
             The best fit (see the class notes).
         """
         start_time = time.perf_counter()
-        loss, p, init = _resolve(loss, params, init)
+        loss, p, init = resolve_inputs(loss, params, init)
         if p.has_bounds and not self.SUPPORTS_BOUNDS:
             raise ValueError(
                 f"MultiStart: its local minimizer {type(self.local_minimizer).__name__} cannot honour parameter "

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg
 
 from ..backends import get_backend
-from ..backends.ops import JAX_JIT_ATTR, numpy_ops, remembered
+from ..backends.ops import numpy_ops, remembered_jit
 from ..criterion import bounded_edm, free_mask
 from ..exceptions import MaximumIterationReached
 from ..status import Status
@@ -42,24 +42,6 @@ from .lm_least_squares import (
 )
 
 __all__ = ["LMState", "LevenbergMarquardt"]
-
-
-def _compiled_solve(ops: Any, residuals_args: Any, fns: Any, geodesic: bool) -> Any:
-    """The jitted least-squares loop for one residual function, remembered on that function.
-
-    Not ``jit(solve_compiled, static_argnums=...)`` with the functions as a static
-    argument: JAX's caches would then keep every residual function ever fitted (and its
-    compiled program) alive, so fits of fresh closures would grow memory without bound.
-    Here the program lives exactly as long as the residual function.
-    """
-
-    def build() -> Any:
-        def solve(x0: Any, lower: Any, upper: Any, cfg: Any, args: tuple) -> Any:
-            return solve_compiled((fns, geodesic), x0, lower, upper, cfg, args, ops)
-
-        return ops.jit(solve)
-
-    return remembered(residuals_args, JAX_JIT_ATTR, ("lm_solve", ops.name, geodesic), build)
 
 
 @dataclass(frozen=True)
@@ -309,7 +291,16 @@ class LevenbergMarquardt(BaseMinimizer):
         ):
             cfg = self._lsq_settings(evaluator, compiled=True)
             fns = native_functions(ops, residuals_args)
-            solve = _compiled_solve(ops, residuals_args, fns, geodesic)
+            solve = remembered_jit(
+                ops,
+                residuals_args,
+                ("lm_solve", ops.name, geodesic),
+                lambda: (
+                    lambda x0, lo, hi, cfg, args: solve_compiled(
+                        (fns, geodesic), x0, lo, hi, cfg, args, ops
+                    )
+                ),
+            )
             try:
                 # one compiled loop: a Ctrl-C is only seen once it returns (then the result
                 # is INTERRUPTED at the best point known before the loop, the start)

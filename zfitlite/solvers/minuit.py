@@ -33,6 +33,7 @@ import numpy as np
 from ..criterion import bounded_edm
 from ..exceptions import BackendNotAvailable
 from ..status import Status
+from ._scipy_common import Measure, onto_active_bounds
 from .base import BaseMinimizer, IterationState, SolverOutput
 
 __all__ = ["Minuit"]
@@ -102,28 +103,6 @@ def _free_mask(x: np.ndarray, g: np.ndarray, params: Any) -> np.ndarray:
     lo_side = np.abs(x - params.lower) <= np.abs(params.upper - x)
     held = near & ((lo_side & (g > 0)) | (~lo_side & (g < 0)))
     return ~held
-
-
-def _onto_bounds(
-    x: np.ndarray, f: float, g: np.ndarray, errors: np.ndarray, params: Any, evaluator: Any
-) -> tuple[np.ndarray, float, np.ndarray]:
-    """Put parameters that Minuit left just inside a bound the gradient pushes against
-    onto that bound, when that does not raise the loss.
-
-    Minuit's sine transform only approaches a bound, so a minimum outside the box ends a
-    hair inside it and would not count as "at limit". A parameter within half its Minuit
-    error of the bound (iminuit's own "at limit" rule) is moved onto it.
-    """
-    if not params.has_bounds:
-        return x, f, g
-    half = 0.5 * np.where(np.isfinite(errors), errors, 0.0)
-    to_lower = (x - params.lower < half) & (g > 0)
-    to_upper = (params.upper - x < half) & (g < 0)
-    if not (to_lower.any() or to_upper.any()):
-        return x, f, g
-    y = np.where(to_lower, params.lower, np.where(to_upper, params.upper, x))
-    fy, gy = evaluator.value_gradient(y)
-    return (y, fy, gy) if fy <= f else (x, f, g)
 
 
 class Minuit(BaseMinimizer):
@@ -265,10 +244,13 @@ class Minuit(BaseMinimizer):
             x = np.clip(np.array(m.values, dtype=np.float64), lower, upper)
             with evaluator.unbudgeted():
                 f, g = evaluator.value_gradient(x)
-                x, f, g = _onto_bounds(
-                    x, f, g, np.array(m.errors, dtype=np.float64), params, evaluator
-                )
                 H = evaluator.hessian(x)
+                # Minuit's sine transform only approaches a bound: a minimum outside the
+                # box ends a hair inside it; put such parameters on the bound
+                here = Measure(x, f, g, H, float("nan"), goal, np.ones(x.size, dtype=bool))
+                onto = onto_active_bounds(evaluator, here, params, goal)
+                if onto is not None:
+                    x, f, g, H = onto.x, onto.f, onto.g, onto.H
             e = bounded_edm(g, H, _free_mask(x, g, params))
             self._report(
                 IterationState(
