@@ -15,7 +15,15 @@ import pytest
 
 import zfitlite
 from zfitlite import BatchFitResult, LeastSquares, Status, minimize_batch
-from zfitlite.minimize import LevenbergMarquardt, ScipyBFGS
+from zfitlite.minimize import (
+    BFGS,
+    LevenbergMarquardt,
+    Minuit,
+    ScipyBFGS,
+    ScipyMinimize,
+    ScipyNelderMead,
+    ScipyPowell,
+)
 from zfitlite.testing import batch as problems
 
 TOL = 1e-10
@@ -193,7 +201,7 @@ def test_the_compiled_batch_solve_is_reused():
 def test_bfgs_on_a_scalar_loss_matches_the_analytic_minimum():
     rng = np.random.default_rng(2)
     samples = rng.normal(1.5, 2.0, (10, 40))
-    res = minimize_batch(ScipyBFGS(tol=1e-8), problems.gaussian_nll, [0.0, 0.0], (samples,))
+    res = minimize_batch(BFGS(tol=1e-8), problems.gaussian_nll, [0.0, 0.0], (samples,))
     assert res.info["method"] == "bfgs"
     assert res.valid.all(), str(res)
     np.testing.assert_allclose(res.x[:, 0], samples.mean(axis=1), rtol=1e-6)
@@ -209,10 +217,54 @@ def test_bfgs_on_a_scalar_loss_matches_the_analytic_minimum():
 def test_bfgs_on_least_squares_agrees_with_lm(decay):
     t, y = decay["t"][:6], decay["y"][:6]
     loss = LeastSquares(problems.decay_residuals)
-    bfgs = minimize_batch(ScipyBFGS(tol=1e-10), loss, [1.0, 1.0], (t, y))
+    bfgs = minimize_batch(BFGS(tol=1e-10), loss, [1.0, 1.0], (t, y))
     lm = minimize_batch(LevenbergMarquardt(tol=TOL), loss, [1.0, 1.0], (t, y))
     assert bfgs.valid.all(), str(bfgs)
     np.testing.assert_allclose(bfgs.x, lm.x, rtol=1e-5)
+
+
+def test_native_bfgs_members_equal_single_fits_with_bfgs():
+    """The vectorised core and the single fit are one algorithm: same point, same counts."""
+    rng = np.random.default_rng(7)
+    samples = rng.normal(-0.5, 1.5, (6, 30))
+    res = minimize_batch(BFGS(tol=1e-8), problems.gaussian_nll, [0.0, 0.0], (samples,))
+    assert res.info["method"] == "bfgs" and res.valid.all(), str(res)
+    for i in range(len(res)):
+        loss = zfitlite.SimpleLoss(
+            problems.gaussian_nll, errordef=0.5, args=(samples[i],), backend="numpy"
+        )
+        single = BFGS(tol=1e-8).minimize(loss, [0.0, 0.0])
+        assert single.valid
+        np.testing.assert_allclose(res.x[i], single.x, rtol=1e-9, atol=1e-12)
+        assert res.niter[i] == single.info["niter"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ScipyNelderMead(tol=1e-8),
+        lambda: ScipyPowell(tol=1e-8),
+        lambda: Minuit(tol=1e-8),
+        lambda: ScipyMinimize(method="Powell", tol=1e-8),
+        lambda: ScipyBFGS(tol=1e-8),
+        lambda: LevenbergMarquardt(tol=1e-8, options={"use_residuals": False}),
+    ],
+    ids=["NelderMead", "Powell", "Minuit", "ScipyMinimize-Powell", "ScipyBFGS", "LM-scalar"],
+)
+def test_the_minimizer_you_pass_is_the_algorithm_you_get(make):
+    """No substitution: without a vectorisable core the batch runs that minimizer per member."""
+    rng = np.random.default_rng(11)
+    samples = rng.normal(1.0, 2.0, (3, 25))
+    res = minimize_batch(make(), problems.gaussian_nll, [0.0, 0.0], (samples,))
+    assert res.info["method"] == "each", res.info
+    assert res.info["minimizer"] == make().name
+    for i in range(len(res)):
+        loss = zfitlite.SimpleLoss(problems.gaussian_nll, errordef=0.5, args=(samples[i],))
+        single = make().minimize(loss, [0.0, 0.0])
+        assert res[i].minimizer.name == single.minimizer.name
+        np.testing.assert_allclose(res.x[i], single.x, rtol=1e-5, atol=1e-8)
+        assert res.status[i] == int(single.status)
+        np.testing.assert_allclose(res.x[i, 0], samples[i].mean(), rtol=1e-3)
 
 
 def test_numpy_loss_falls_back_to_one_fit_per_member(decay):

@@ -230,9 +230,9 @@ def test_batches_of_fresh_jax_closures_are_freed(method: str) -> None:
     import jax.numpy as jnp
 
     from zfitlite import minimize_batch
-    from zfitlite.minimize import ScipyBFGS
+    from zfitlite.minimize import BFGS
 
-    minimizer = LevenbergMarquardt() if method == "lm" else ScipyBFGS()
+    minimizer = LevenbergMarquardt() if method == "lm" else BFGS()
     x = np.linspace(0.0, 1.0, 8)
     refs = []
     for i in range(3):

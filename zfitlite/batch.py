@@ -39,6 +39,7 @@ from .exceptions import FailMinimizeNaN
 from .loss import BaseLoss, LeastSquares, SimpleLoss, _CallableLoss
 from .params import Params
 from .result import Approximations, FitResult
+from .solvers.driver import pack, unpack
 from .status import Status
 
 __all__ = ["BatchFitResult", "minimize_batch"]
@@ -51,7 +52,6 @@ DEFAULT_CHUNK = 2048
 #: on one thread per CPU core (XLA releases the GIL; one program alone keeps about 1.6
 #: of 2 cores busy, two at once all of them).
 THREADED_MIN_SIZE = 1024
-_SINGULAR_RTOL = 1e3 * float(np.finfo(float).eps)
 
 
 # -- the problem, as plain picklable data -------------------------------------------------
@@ -158,14 +158,9 @@ def _jax_traceable(kind: str, func: Callable, n: int, data: tuple[np.ndarray, ..
 
 
 def _pick_method(minimizer: Any, kind: str, has_bounds: bool) -> str:
-    from .solvers.levenberg_marquardt import LevenbergMarquardt
-
-    if isinstance(minimizer, LevenbergMarquardt) and kind == "lsq":
-        if minimizer.options["use_residuals"]:
-            return "lm"
-    if has_bounds:  # the native BFGS has no bounds: one fit per member honours them
-        return "each"
-    return "bfgs"
+    """The minimizer's own vectorisable core, or ``"each"`` (that same minimizer, member by
+    member): never another algorithm."""
+    return minimizer.vectorised_core(kind, has_bounds) or "each"
 
 
 # -- the vectorised solves (pure functions; jit/vmap through the backend's ops) ----------
@@ -221,44 +216,31 @@ def _prepare_member(ops: Any, func: Callable, x0: Any, data: tuple) -> tuple:
 
 
 def _lm_member(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
-    from .solvers.lm_least_squares import RUNNING, lsq_init, lsq_step
+    from .solvers.driver import solve
+    from .solvers.lm_least_squares import LSQSolver
 
     fns, geodesic, func = static
     xp = ops.xp
     mask, filled = _prepare_member(ops, func, x0, data)
-    m = mask.shape[0]
-    nobs = m - xp.sum(mask)
+    nobs = mask.shape[0] - xp.sum(mask)
     cfg = cfg._replace(nobs=nobs * 1.0)
-    args = (mask, *filled)
-    st = lsq_init(fns, ops, x0, lower, upper, cfg, args)
-    st = ops.while_loop(
-        lambda st: st.status == RUNNING,
-        lambda st: lsq_step(fns, ops, st, lower, upper, cfg, args, geodesic),
-        st,
-    )
-    J, r = st.J, st.r
-    s = ops.svd(J / st.D)[1]
-    singular = ~xp.all(xp.isfinite(J)) | (s[-1] <= s[0] * _SINGULAR_RTOL)
-    scalars = xp.stack(
-        [
-            xp.asarray(v, dtype=xp.float64)
-            for v in (st.f, st.edm, st.lam, st.niter, st.nfev, st.njev, st.status, nobs, singular)
-        ]
-    )
-    return st.x, 2.0 * J.T @ r, 2.0 * J.T @ J, mask, scalars
+    out = solve(LSQSolver(fns, ops, lower, upper, cfg, geodesic), x0, (mask, *filled))
+    return out, mask, nobs
 
 
 def _lm_batch(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
     """Levenberg-Marquardt on every member: ``vmap`` of the single solve."""
 
     def one(x0_: Any, data_: tuple) -> tuple:
-        return _lm_member(static, x0_, lower, upper, cfg, data_, ops)
+        out, mask, nobs = _lm_member(static, x0_, lower, upper, cfg, data_, ops)
+        return (*pack(ops.xp, out), mask, nobs)
 
     return ops.vmap(one, in_axes=(0, 0))(x0, data)
 
 
 def _bfgs_member(static: tuple, x0: Any, cfg: Any, data: tuple, ops: Any):
-    from .solvers.bfgs_native import bfgs_finish, bfgs_solve
+    from .solvers.bfgs_native import BFGSSolver
+    from .solvers.driver import solve
 
     fns, kind, func = static
     xp = ops.xp
@@ -270,29 +252,17 @@ def _bfgs_member(static: tuple, x0: Any, cfg: Any, data: tuple, ops: Any):
         args = data
         mask = xp.zeros((0,), dtype=bool)
         nobs = xp.asarray(-1)
-    st = bfgs_solve(fns, ops, x0, cfg, args)
-    H, edm = bfgs_finish(fns, ops, st, args)
-    ev = xp.linalg.eigvalsh(xp.where(xp.isfinite(H), H, 0.0))
-    singular = ~xp.all(xp.isfinite(H)) | (ev[0] <= xp.abs(ev[-1]) * _SINGULAR_RTOL)
-    scalars = xp.stack(
-        [
-            xp.asarray(v, dtype=xp.float64)
-            for v in (st.f, edm, 0.0, st.niter, st.nfev, st.nfev, st.status, nobs, singular)
-        ]
-    )
-    return st.x, st.g, H, mask, scalars
+    return solve(BFGSSolver(fns, ops, cfg), x0, args), mask, nobs
 
 
 def _bfgs_batch(static: tuple, x0: Any, cfg: Any, data: tuple, ops: Any):
     """BFGS on every member: ``vmap`` of the single solve."""
 
     def one(x0_: Any, data_: tuple) -> tuple:
-        return _bfgs_member(static, x0_, cfg, data_, ops)
+        out, mask, nobs = _bfgs_member(static, x0_, cfg, data_, ops)
+        return (*pack(ops.xp, out), mask, nobs)
 
     return ops.vmap(one, in_axes=(0, 0))(x0, data)
-
-
-_SCALARS = ("fmin", "edm", "lam", "niter", "nfev", "njev", "status", "nobs", "singular")
 
 
 def _pad(a: np.ndarray, size: int) -> np.ndarray:
@@ -343,11 +313,22 @@ def _solve_vectorised(problem: _Problem, x0: np.ndarray, data: tuple) -> dict[st
             lambda: lambda x0, cfg, data: _bfgs_batch(static, x0, cfg, data, ops),
         )
         out = solve(x0p, cfg, datap)
-    x, grad, hess, mask, scalars = (np.asarray(a)[:b] for a in out)
-    res: dict[str, Any] = {"x": x, "gradient": grad, "hessian": hess, "mask": mask}
-    for k, name in enumerate(_SCALARS):
-        res[name] = scalars[:, k]
-    return res
+    *packed, mask, nobs = (np.asarray(a)[:b] for a in out)
+    o = unpack(tuple(packed))
+    return {
+        "x": o.x,
+        "gradient": o.g,
+        "hessian": o.H,
+        "mask": mask,
+        "fmin": o.f,
+        "edm": o.edm,
+        "lam": o.lam,
+        "niter": o.niter,
+        "nfev": o.nfev,
+        "njev": o.njev,
+        "status": o.status,
+        "nobs": nobs,
+    }
 
 
 def _member_loss(
@@ -612,11 +593,14 @@ def minimize_batch(
     Parameters
     ----------
     minimizer : BaseMinimizer
-        Its ``tol``, ``maxiter`` and options apply to every member. On JAX a
-        :class:`~zfitlite.minimize.LevenbergMarquardt` on a ``LeastSquares`` loss runs the
-        vectorised least-squares Levenberg-Marquardt; every other pair runs a vectorised
-        native BFGS on the loss value (``info["method"]`` says which). Losses that do not
-        trace under JAX are fitted member by member with ``minimizer`` itself.
+        Its ``tol``, ``maxiter`` and options apply to every member, and every member is
+        fitted with its algorithm: on JAX a minimizer with a vectorisable core
+        (:meth:`~zfitlite.solvers.base.BaseMinimizer.vectorised_core`:
+        :class:`~zfitlite.minimize.LevenbergMarquardt` on a ``LeastSquares`` loss,
+        :class:`~zfitlite.minimize.BFGS` on an unbounded loss) runs that core vectorised
+        (``info["method"]`` is ``"lm"`` or ``"bfgs"``); every other minimizer (Minuit,
+        the scipy methods, ...), and losses that do not trace under JAX, are fitted
+        member by member with ``minimizer`` itself (``info["method"] == "each"``).
     loss : LeastSquares, SimpleLoss or callable
         ``LeastSquares(residuals)`` with ``residuals(x, *args) -> 1-D array``, or a scalar
         loss ``f(x, *args)`` with ``errordef``. Parameter names and bounds come from the
@@ -777,11 +761,7 @@ def _settings(minimizer: Any, method: str, errordef: float, n: int) -> dict[str,
         settings.pop("nobs")  # per member, set by the solve
         return settings
     if method == "bfgs":
-        return {
-            "tol_errordef": minimizer.tol * errordef,
-            "aim": 1e-2,
-            "maxfev": float(minimizer._maxiter_for(n)),
-        }
+        return minimizer.bfgs_settings(errordef, minimizer._maxiter_for(n))._asdict()
     return {}
 
 
@@ -1062,25 +1042,11 @@ class BatchFitResult:
 
 def _final_status(problem: _Problem, cat: dict, x0: np.ndarray) -> tuple[np.ndarray, dict]:
     """Statuses after the vectorised solve, with per-member messages where useful."""
-    from .solvers.lm_least_squares import lsq_goal
-
     status = cat["status"].astype(np.int64)
     messages: dict[int, str] = {}
     n = len(problem.names)
-    tol_errordef = problem.settings["tol_errordef"]
-    if problem.method == "lm":
-        # a fit that cannot move but meets its goal (or zfit's rule) converged
-        nostep = status == int(Status.NO_STEP)
-        nobs = cat["nobs"]
-        goal = lsq_goal(np, tol_errordef, cat["fmin"], nobs, n)
-        ok = nostep & ((cat["edm"] < goal) | (cat["edm"] < tol_errordef))
-        status[ok] = int(Status.CONVERGED)
-    else:
-        # BFGS: the exact Hessian's EDM decides
-        conv = status == int(Status.CONVERGED)
-        status[conv & ~(cat["edm"] < tol_errordef)] = int(Status.NOT_CONVERGED)
-    singular = (status == int(Status.CONVERGED)) & (cat["singular"] > 0)
-    status[singular] = int(Status.SINGULAR)
+    # the solver's postprocess has settled CONVERGED / NOT_CONVERGED / SINGULAR per member;
+    # what is left is about the batch's data: non-finite starts and too few observations
     nonfinite_start = ~np.all(np.isfinite(x0), axis=1)
     status[nonfinite_start] = int(Status.NONFINITE)
     for k in np.flatnonzero(nonfinite_start):

@@ -9,7 +9,20 @@ import numpy as np
 import scipy.linalg
 import scipy.linalg.lapack
 
-__all__ = ["EDM", "ConvergenceCriterion", "edm"]
+__all__ = [
+    "EDM",
+    "ConvergenceCriterion",
+    "bounded_edm",
+    "edm",
+    "free_mask",
+    "lsq_goal",
+    "singular_hessian",
+    "singular_jacobian",
+]
+
+_TINY = float(np.finfo(np.float64).tiny)
+#: Relative size below which a singular value (or Hessian eigenvalue) counts as zero.
+SINGULAR_RTOL = 1e3 * float(np.finfo(np.float64).eps)
 
 
 def _cholesky(H: np.ndarray) -> Any:
@@ -80,9 +93,53 @@ def edm(
     return e if math.isfinite(e) and e >= 0.0 else float("inf")
 
 
-def free_mask(x: np.ndarray, g: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Parameters free to move: not on a bound that the gradient pushes against."""
-    return ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)))
+def free_mask(x: Any, g: Any, lower: Any, upper: Any, at_limit: Any = None) -> Any:
+    """Parameters free to move: not on a bound that the gradient pushes against.
+
+    Written with array operators only, so it works on numpy and inside a traced (JAX)
+    solver alike. ``at_limit`` (numpy only) marks parameters that are *near* a bound
+    without sitting on it (Minuit's sine transform only approaches a bound): those count
+    as on the nearer bound.
+    """
+    if at_limit is None:
+        return ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)))
+    lo_side = np.abs(x - lower) <= np.abs(upper - x)
+    held = at_limit & ((lo_side & (g > 0)) | (~lo_side & (g < 0)))
+    return ~held
+
+
+def lsq_goal(xp: Any, tol_errordef: Any, f: Any, m: Any, n: int) -> Any:
+    """The least-squares EDM goal ``tol * errordef * min(1, s^2)``, ``s^2 = F / (m - n)``.
+
+    Used by every least-squares solver (the native Levenberg-Marquardt, eager, compiled
+    and batched, and :class:`~zfitlite.minimize.ScipyLeastSquares`). ``m`` (observed
+    residuals) may be an array (one per member of a batch). A perfect fit (``F = 0``) has
+    EDM 0: the goal is floored at the smallest normal float so that it stays positive.
+    """
+    if isinstance(m, (int, np.integer)):
+        dof = m - n if m > n else max(m, 1)
+    else:
+        dof = xp.where(m > n, m - n, xp.maximum(m, 1))
+    return tol_errordef * xp.maximum(xp.minimum(1.0, f / dof), _TINY)
+
+
+def singular_jacobian(svd: Any, xp: Any, J: Any, D: Any) -> Any:
+    """True when the scaled Jacobian ``J / D`` has lost rank (or is not finite).
+
+    ``svd`` is the array ops' thin SVD (``ArrayOps.svd``); traceable under JAX.
+    """
+    if J.shape[0] == 0 or J.shape[1] == 0:
+        return xp.asarray(True)
+    finite = xp.all(xp.isfinite(J))
+    s = svd(xp.where(finite, J, 0.0) / D)[1]
+    return ~finite | (s[-1] <= s[0] * SINGULAR_RTOL)
+
+
+def singular_hessian(xp: Any, H: Any) -> Any:
+    """True when the Hessian has a (relatively) zero eigenvalue, or is not finite."""
+    finite = xp.all(xp.isfinite(H))
+    ev = xp.linalg.eigvalsh(xp.where(finite, H, 0.0))
+    return ~finite | (ev[0] <= xp.abs(ev[-1]) * SINGULAR_RTOL)
 
 
 def bounded_edm(g: np.ndarray, H: np.ndarray, free: np.ndarray) -> float:

@@ -6,6 +6,7 @@
 from .criterion import EDM, ConvergenceCriterion
 from .result import FitResult
 from .solvers import (
+    BFGS,
     SHGO,
     BaseMinimizer,
     BasinHopping,
@@ -35,6 +36,7 @@ from .solvers import (
 from .strategy import DefaultStrategy, DefaultToyStrategy, PushbackStrategy, ZfitStrategy
 
 __all__ = [
+    "BFGS",
     "EDM",
     "SHGO",
     "BaseMinimizer",

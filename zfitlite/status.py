@@ -6,6 +6,11 @@ Success is derived from the status: only :attr:`Status.CONVERGED` is a success.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
+
+#: The status code of a native solver's state while its loop runs (not a :class:`Status`:
+#: no result ever carries it). The one definition every solver loop uses.
+RUNNING: Final = -1
 
 
 class Status(IntEnum):

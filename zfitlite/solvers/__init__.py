@@ -1,6 +1,7 @@
 """Solvers: the base minimizer and one file per solver family."""
 
 from .base import BaseMinimizer, IterationState, SolverOutput
+from .bfgs_native import BFGS
 from .combined import GlobalLocal, MultiStart
 from .levenberg_marquardt import LevenbergMarquardt
 from .minuit import Minuit
@@ -30,6 +31,7 @@ from .scipy_local import (
 from .scipy_minimize import ScipyMinimize
 
 __all__ = [
+    "BFGS",
     "SHGO",
     "BaseGlobalMinimizer",
     "BaseMinimizer",

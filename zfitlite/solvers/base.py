@@ -264,6 +264,16 @@ class BaseMinimizer(GraphCachable):
     def _extra_settings(self) -> dict[str, Any]:
         return {}
 
+    def vectorised_core(self, kind: str, has_bounds: bool) -> str | None:
+        """The native core that :func:`~zfitlite.minimize_batch` may vectorise for this
+        minimizer: the *same* algorithm, run under ``vmap``.
+
+        ``kind`` is ``"lsq"`` (a least-squares loss) or ``"scalar"``. None (the default)
+        means the minimizer has no vectorisable core for this loss: the batch then runs
+        this very minimizer member by member. Never a substitute algorithm.
+        """
+        return None
+
     def _maxiter_for(self, n: int) -> int:
         return 5000 + 1000 * n if self.maxiter == "auto" else int(self.maxiter)
 

@@ -21,24 +21,33 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeAlias
 
-from ..backends.ops import ArrayOps
-from ..status import Status
+import numpy as np
+
+from ..backends.ops import ArrayOps, numpy_ops, remembered
+from ..criterion import singular_hessian
+from ..exceptions import MaximumIterationReached
+from ..status import RUNNING, Status
+from .base import BaseMinimizer, IterationState, SolverOutput
+from .driver import Outcome, pack, solve, unpack
 
 __all__ = [
-    "RUNNING",
+    "BFGS",
     "BFGSFunctions",
     "BFGSSettings",
+    "BFGSSolver",
     "BFGSState",
-    "bfgs_finish",
     "bfgs_init",
+    "bfgs_postprocess",
     "bfgs_step",
     "native_bfgs_functions",
 ]
 
-RUNNING = -1
 _BFGS_CACHE_ATTR = "__zfitlite_bfgs__"
+
+#: An array of the solver's namespace: numpy, or a traced JAX array inside a program.
+Array: TypeAlias = Any
 
 
 class BFGSSettings(NamedTuple):
@@ -63,28 +72,25 @@ class BFGSFunctions:
 class BFGSState(NamedTuple):
     """Everything that changes during a BFGS run."""
 
-    x: Any
-    f: Any
-    g: Any
-    Hinv: Any
-    edm: Any
-    niter: Any
-    nfev: Any
-    nfail: Any  # consecutive failed line searches
-    status: Any
+    x: Array  # (n,) the current point
+    f: Array  # the loss at x
+    g: Array  # (n,) its gradient
+    Hinv: Array  # (n, n) the quasi-Newton inverse Hessian
+    edm: Array  # g^T Hinv g / 2
+    niter: Array  # int: accepted steps
+    nfev: Array  # int: value-and-gradient evaluations
+    nfail: Array  # int: consecutive failed line searches
+    status: Array  # int: RUNNING or a Status value
 
 
 def native_bfgs_functions(ops: ArrayOps, value: Callable[[Any, tuple], Any]) -> BFGSFunctions:
     """Value-and-gradient and Hessian of ``value(x, args)`` from the backend, remembered on ``value``."""
-    cached = getattr(value, _BFGS_CACHE_ATTR, None)
-    if isinstance(cached, BFGSFunctions) and cached.ops is ops:
-        return cached
-    fns = BFGSFunctions(ops.value_and_grad(value), ops.hessian(value), ops)
-    try:
-        setattr(value, _BFGS_CACHE_ATTR, fns)
-    except (AttributeError, TypeError):
-        pass
-    return fns
+    return remembered(
+        value,
+        _BFGS_CACHE_ATTR,
+        type(ops).__name__,
+        lambda: BFGSFunctions(ops.value_and_grad(value), ops.hessian(value), ops),
+    )
 
 
 def bfgs_init(
@@ -191,23 +197,148 @@ def bfgs_step(
     return new._replace(status=xp.where(st.status == RUNNING, status, st.status))
 
 
-def bfgs_solve(fns: BFGSFunctions, ops: ArrayOps, x0: Any, cfg: BFGSSettings, args: tuple) -> Any:
-    """The whole loop (a ``while_loop``; compiles on JAX)."""
-    st = bfgs_init(fns, ops, x0, cfg, args)
-    return ops.while_loop(
-        lambda st: st.status == RUNNING, lambda st: bfgs_step(fns, ops, st, cfg, args), st
-    )
+def bfgs_postprocess(
+    fns: BFGSFunctions, ops: ArrayOps, st: BFGSState, cfg: BFGSSettings, args: tuple
+) -> Outcome:
+    """The finishing step: the exact Hessian at the end point, the EDM from it, the status.
 
-
-def bfgs_finish(fns: BFGSFunctions, ops: ArrayOps, st: BFGSState, args: tuple) -> tuple:
-    """``(H, edm)``: the exact Hessian at the end point and the EDM from it.
-
-    Where the Hessian is not positive definite (or not finite) the EDM falls back to
-    the quasi-Newton estimate.
+    Where the Hessian is not positive definite (or not finite) the EDM falls back to the
+    quasi-Newton estimate. A converged fit whose exact EDM is not below ``tol * errordef``
+    is ``NOT_CONVERGED``; one whose Hessian is singular is ``SINGULAR``.
     """
     xp = ops.xp
     H = fns.hessian(st.x, args)
-    step = xp.linalg.solve(H, st.g)
+    finite = xp.all(xp.isfinite(H))
+    step = xp.linalg.solve(xp.where(finite, H, xp.eye(st.x.shape[0])), st.g)
     edm_exact = 0.5 * st.g @ step
-    usable = xp.all(xp.isfinite(H)) & xp.isfinite(edm_exact) & (edm_exact >= 0)
-    return H, xp.where(usable, edm_exact, st.edm)
+    usable = finite & xp.isfinite(edm_exact) & (edm_exact >= 0)
+    edm = xp.where(usable, edm_exact, st.edm)
+    conv = st.status == int(Status.CONVERGED)
+    status = xp.where(conv & ~(edm < cfg.tol_errordef), int(Status.NOT_CONVERGED), st.status)
+    singular = singular_hessian(xp, H)
+    status = xp.where((status == int(Status.CONVERGED)) & singular, int(Status.SINGULAR), status)
+    return Outcome(
+        x=st.x,
+        f=st.f,
+        g=st.g,
+        H=H,
+        edm=edm,
+        status=status,
+        niter=st.niter,
+        nfev=st.nfev,
+        njev=st.nfev,
+        lam=xp.asarray(0.0),
+        delta=xp.asarray(0.0),
+    )
+
+
+@dataclass(frozen=True)
+class BFGSSolver:
+    """The native BFGS as a native solver for :func:`.driver.solve` (no bounds)."""
+
+    fns: BFGSFunctions
+    ops: ArrayOps
+    cfg: BFGSSettings
+
+    def init(self, x0: Array, args: tuple) -> BFGSState:
+        return bfgs_init(self.fns, self.ops, x0, self.cfg, args)
+
+    def step(self, state: BFGSState, args: tuple) -> BFGSState:
+        return bfgs_step(self.fns, self.ops, state, self.cfg, args)
+
+    def terminate(self, state: BFGSState) -> Array:
+        return state.status != RUNNING
+
+    def postprocess(self, state: BFGSState, args: tuple) -> Outcome:
+        return bfgs_postprocess(self.fns, self.ops, state, self.cfg, args)
+
+
+def eager_bfgs_functions(evaluator: Any) -> BFGSFunctions:
+    """Value-and-gradient and Hessian through the evaluator (counted, budgeted, and a
+    non-finite value handed to the strategy), for the eager loop."""
+
+    def value_and_grad(x: Any, args: tuple) -> tuple[float, np.ndarray]:
+        return evaluator.value_gradient(x)
+
+    def hessian(x: Any, args: tuple) -> np.ndarray:
+        return evaluator.hessian(x)
+
+    return BFGSFunctions(value_and_grad, hessian, numpy_ops)
+
+
+class BFGS(BaseMinimizer):
+    """zfitlite's own BFGS quasi-Newton method (no bounds), vectorised by ``minimize_batch``.
+
+    The same algorithm runs a single fit (an eager loop through the evaluator) and, on
+    JAX losses, every member of a :func:`~zfitlite.minimize_batch` at once (``vmap`` of
+    the same pure functions, compiled once). Converged means ``EDM < tol * errordef``
+    with the exact Hessian at the end point.
+
+    Parameters
+    ----------
+    tol, verbosity, maxiter, criterion, strategy, name, callback, progress
+        As for :class:`~zfitlite.solvers.base.BaseMinimizer`.
+    options : dict, optional
+        ``aim`` (1e-2: keep stepping while the EDM is above ``aim * tol * errordef``),
+        ``c1`` (1e-4, the Armijo constant), ``max_backtrack`` (40 line-search trials).
+
+    Examples
+    --------
+    >>> import numpy as np, zfitlite
+    >>> def chi2(x):
+    ...     return (x[0] - 1.0) ** 2 + 10 * (x[1] + 2.0) ** 2
+    >>> chi2.errordef = 1.0
+    >>> result = zfitlite.minimize.BFGS(tol=1e-8).minimize(chi2, [0.0, 0.0])
+    >>> np.round(result.x, 6).tolist()
+    [1.0, -2.0]
+    """
+
+    _DEFAULT_NAME = "BFGS"
+    _OPTIONS: ClassVar[dict[str, Any]] = {"aim": 1e-2, "c1": 1e-4, "max_backtrack": 40}
+    SUPPORTS_BOUNDS = False
+
+    def vectorised_core(self, kind: str, has_bounds: bool) -> str | None:
+        """``"bfgs"``: this class is the native core (bounded losses are refused)."""
+        return None if has_bounds else "bfgs"
+
+    def bfgs_settings(self, errordef: float, maxfev: float) -> BFGSSettings:
+        """The numbers of one solve (also used by ``minimize_batch``)."""
+        o = self.options
+        return BFGSSettings(
+            tol_errordef=self.tol * errordef,
+            aim=float(o["aim"]),
+            maxfev=float(maxfev),
+            c1=float(o["c1"]),
+            max_backtrack=float(o["max_backtrack"]),
+        )
+
+    def _minimize(self, evaluator: Any, criterion: Any, params: Any, init: Any) -> SolverOutput:
+        cfg = self.bfgs_settings(evaluator.errordef, np.inf)  # the evaluator keeps the budget
+        solver = BFGSSolver(eager_bfgs_functions(evaluator), numpy_ops, cfg)
+        report = None
+        if self._listening():
+
+            def report(st: BFGSState) -> None:
+                self._report(
+                    IterationState(int(st.niter), np.array(st.x), float(st.f), float(st.edm))
+                )
+
+        out = unpack(pack(np, solve(solver, params.values.copy(), (), report)))
+        status = Status(out.status)
+        if status is Status.MAXITER:  # pragma: no cover - the evaluator raises first
+            raise MaximumIterationReached(f"maxiter={evaluator.maxiter} evaluations reached")
+        try:
+            inv = np.linalg.inv(out.H)
+        except np.linalg.LinAlgError:
+            inv = None
+        return SolverOutput(
+            x=out.x,
+            fmin=out.f,
+            status=status,
+            niter=out.niter,
+            edm=out.edm,
+            gradient=out.g,
+            hessian=out.H,
+            inv_hessian=inv,
+            extras={"method": "bfgs", "loop": "eager"},
+        )

@@ -30,16 +30,8 @@ from ..criterion import bounded_edm, free_mask
 from ..exceptions import MaximumIterationReached
 from ..status import Status
 from .base import BaseMinimizer, IterationState, SolverOutput
-from .lm_least_squares import (
-    LSQSettings,
-    eager_functions,
-    finish_status,
-    native_functions,
-    pack,
-    solve_compiled,
-    solve_eager,
-    unpack,
-)
+from .driver import pack, solve, unpack
+from .lm_least_squares import LSQSettings, LSQSolver, eager_functions, native_functions
 
 __all__ = ["LMState", "LevenbergMarquardt"]
 
@@ -115,14 +107,6 @@ def update_damping(lam: float, rho: float, cfg: LMConfig) -> float:
     if rho <= cfg.rho_max:
         return max(lam / cfg.lam_down, 1e-15)
     return lam
-
-
-def _singular(J: np.ndarray, D: np.ndarray) -> bool:
-    """True when the scaled Jacobian has lost rank: some direction no longer moves the loss."""
-    if not np.all(np.isfinite(J)) or J.size == 0:
-        return True
-    s = np.linalg.svd(J / D, compute_uv=False)
-    return bool(s[-1] <= s[0] * 1e3 * np.finfo(float).eps)
 
 
 class LevenbergMarquardt(BaseMinimizer):
@@ -238,6 +222,11 @@ class LevenbergMarquardt(BaseMinimizer):
                 "max_reject >= 1"
             )
 
+    def vectorised_core(self, kind: str, has_bounds: bool) -> str | None:
+        """``"lm"`` on a least-squares loss with ``use_residuals`` (the residual method,
+        bounds included); the damped-Hessian loop for scalar losses has no vectorised core."""
+        return "lm" if kind == "lsq" and self.options["use_residuals"] else None
+
     def _extra_settings(self) -> dict[str, Any]:
         return {"mode": self.mode, "rho_min": self.rho_min, "rho_max": self.rho_max}
 
@@ -291,20 +280,20 @@ class LevenbergMarquardt(BaseMinimizer):
         ):
             cfg = self._lsq_settings(evaluator, compiled=True)
             fns = native_functions(ops, residuals_args)
-            solve = remembered_jit(
+            run = remembered_jit(
                 ops,
                 residuals_args,
                 ("lm_solve", ops.name, geodesic),
                 lambda: (
-                    lambda x0, lo, hi, cfg, args: solve_compiled(
-                        (fns, geodesic), x0, lo, hi, cfg, args, ops
+                    lambda x0, lo, hi, cfg, args: pack(
+                        ops.xp, solve(LSQSolver(fns, ops, lo, hi, cfg, geodesic), x0, args)
                     )
                 ),
             )
             try:
                 # one compiled loop: a Ctrl-C is only seen once it returns (then the result
                 # is INTERRUPTED at the best point known before the loop, the start)
-                packed = solve(x0, lower, upper, cfg, compiled.native["args"])
+                packed = run(x0, lower, upper, cfg, compiled.native["args"])
             except (KeyboardInterrupt, MaximumIterationReached):
                 raise
             except Exception as exc:
@@ -312,54 +301,55 @@ class LevenbergMarquardt(BaseMinimizer):
                 raise evaluator.wrap_error(
                     exc, "residuals (compiled Levenberg-Marquardt)", x0
                 ) from exc
-            st = unpack(packed)
-            evaluator.add_counts(nres=st.nfev, njac=st.njev, x=st.x, value=st.f)
+            out = unpack(packed)
+            evaluator.add_counts(nres=out.nfev, njac=out.njev, x=out.x, value=out.f)
             mode = "compiled"
         else:
             cfg = self._lsq_settings(evaluator, compiled=False)
-            final = solve_eager(
-                eager_functions(evaluator),
-                numpy_ops,
-                x0,
-                lower,
-                upper,
-                cfg,
-                geodesic,
-                self._report_lsq,
-            )
-            st = unpack(pack(np, final))
+            solver = LSQSolver(eager_functions(evaluator), numpy_ops, lower, upper, cfg, geodesic)
+            out = unpack(pack(np, solve(solver, x0, (), self._lsq_reporter())))
             mode = "eager"
-        if st.status == Status.NONFINITE:
+        status = Status(out.status)
+        if status is Status.NONFINITE:
             # the start is not finite: the strategy decides (DefaultStrategy raises)
-            self.strategy.handle_nonfinite("residuals", x0, st.f, evaluator.record)
-        status = finish_status(st, cfg)
+            self.strategy.handle_nonfinite("residuals", x0, out.f, evaluator.record)
         if status is Status.MAXITER:
             raise MaximumIterationReached(f"maxiter={evaluator.maxiter} evaluations reached")
-        J, r = st.J, st.r
-        if status is Status.CONVERGED and _singular(J, st.D):
-            status = Status.SINGULAR
-        H = 2.0 * J.T @ J
         try:
-            inv = np.linalg.inv(H)
+            inv = np.linalg.inv(out.H)
         except np.linalg.LinAlgError:
             inv = None
         return SolverOutput(
-            x=st.x,
-            fmin=st.f,
+            x=out.x,
+            fmin=out.f,
             status=status,
-            niter=st.niter,
-            edm=st.edm,
-            gradient=2.0 * J.T @ r,
-            hessian=H,
+            niter=out.niter,
+            edm=out.edm,
+            gradient=out.g,
+            hessian=out.H,
             inv_hessian=inv,
             extras={
-                "lambda": st.lam,
-                "trust_radius": st.delta,
+                "lambda": out.lam,
+                "trust_radius": out.delta,
                 "method": "gauss-newton",
                 "loop": mode,
                 "geodesic": geodesic,
             },
         )
+
+    def _lsq_reporter(self) -> Any:
+        """The eager loop's per-step report: once per accepted step (after the first
+        Jacobian), or None when nobody listens (then the loop runs as ``while_loop``)."""
+        if not self._listening():
+            return None
+        reported = [-1]
+
+        def report(st: Any) -> None:
+            if st.njev > 0 and int(st.niter) != reported[0]:
+                reported[0] = int(st.niter)
+                self._report_lsq(st)
+
+        return report
 
     def _report_lsq(self, st: Any) -> None:
         self._report(

@@ -50,31 +50,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 
 from ..backends.ops import NATIVE_CACHE_ATTR, ArrayOps, remembered
+from ..criterion import free_mask, lsq_goal, singular_jacobian
 from ..exceptions import LossOutputError
-from ..status import Status
+from ..status import RUNNING, Status
+from .driver import Outcome
+
+#: An array of the solver's namespace: numpy, or a traced JAX array inside a program.
+Array: TypeAlias = Any
 
 __all__ = [
-    "RUNNING",
     "LSQFunctions",
-    "LSQOutcome",
     "LSQSettings",
+    "LSQSolver",
     "LSQState",
     "eager_functions",
-    "finish_status",
-    "lsq_goal",
+    "lsq_init",
+    "lsq_step",
     "native_functions",
-    "pack",
-    "solve_compiled",
-    "solve_eager",
-    "unpack",
 ]
 
-RUNNING = -1
 _EPS = float(np.finfo(float).eps)
 
 
@@ -108,37 +107,29 @@ class LSQFunctions:
 
 
 class LSQState(NamedTuple):
-    """Everything that changes during a least-squares Levenberg-Marquardt run."""
+    """Everything that changes during a least-squares Levenberg-Marquardt run.
 
-    x: Any
-    r: Any
-    f: Any
-    J: Any
-    D: Any  # Moré's scaling: running max of the column norms
-    U: Any  # thin SVD of the masked, scaled Jacobian J[:, free] / D
-    s: Any
-    Vt: Any
-    uf: Any  # U^T r
-    edm: Any
-    delta: Any  # trust radius in scaled units
-    lam: Any  # damping of the last step (0: pure Gauss-Newton)
-    niter: Any
-    nfev: Any
-    njev: Any
-    nreject: Any
-    status: Any
-
-
-def lsq_goal(xp: Any, tol_errordef: Any, f: Any, m: int, n: int) -> Any:
-    """The EDM goal ``tol * errordef * min(1, s^2)`` with ``s^2 = F / (m - n)``.
-
-    ``m`` may be an array (the observed residuals of one member of a batch).
+    Shapes for ``m`` residuals, ``n`` parameters and ``k = min(m, n)``; scalars are 0-d
+    arrays (float unless said otherwise).
     """
-    if isinstance(m, (int, np.integer)):
-        dof = m - n if m > n else max(m, 1)
-    else:
-        dof = xp.where(m > n, m - n, xp.maximum(m, 1))
-    return tol_errordef * xp.minimum(1.0, f / dof)
+
+    x: Array  # (n,) the current point
+    r: Array  # (m,) residuals at x
+    f: Array  # sum of squares at x
+    J: Array  # (m, n) Jacobian at x
+    D: Array  # (n,) Moré's scaling: running max of the column norms
+    U: Array  # (m, k) thin SVD of the masked, scaled Jacobian J[:, free] / D
+    s: Array  # (k,)
+    Vt: Array  # (k, n)
+    uf: Array  # (k,) U^T r
+    edm: Array  # ||U^T r||^2
+    delta: Array  # trust radius in scaled units
+    lam: Array  # damping of the last step (0: pure Gauss-Newton)
+    niter: Array  # int: accepted steps
+    nfev: Array  # int: residual evaluations
+    njev: Array  # int: Jacobian evaluations
+    nreject: Array  # int: consecutive rejected steps
+    status: Array  # int: RUNNING or a Status value
 
 
 def _observed(xp: Any, cfg: LSQSettings, m: int) -> Any:
@@ -153,8 +144,7 @@ def _factorise(ops: ArrayOps, x: Any, r: Any, J: Any, D: Any, lower: Any, upper:
     xp = ops.xp
     D = xp.maximum(D, xp.sqrt(xp.sum(J * J, axis=0)))
     D = xp.where(D > 0, D, 1.0)  # a column that has always been zero: unit scale
-    g = J.T @ r
-    free = ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)))
+    free = free_mask(x, J.T @ r, lower, upper)
     U, s, Vt = ops.svd(xp.where(free, J, 0.0) / D)
     uf = xp.where(_significant(s), U.T @ r, 0.0)
     return D, U, s, Vt, uf, uf @ uf
@@ -439,91 +429,59 @@ def native_functions(ops: ArrayOps, residuals_args: Callable) -> LSQFunctions:
     return remembered(residuals_args, NATIVE_CACHE_ATTR, ops, build)
 
 
-def solve_eager(
-    fns: LSQFunctions,
-    ops: ArrayOps,
-    x0: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
-    cfg: LSQSettings,
-    geodesic: bool,
-    report: Callable[[LSQState], None] | None = None,
-) -> LSQState:
-    """The Python driver loop (numpy, or JAX functions called one by one)."""
-    # an overflowing or NaN trial point is a rejected step, not a warning
-    with np.errstate(all="ignore"):
-        st = lsq_init(fns, ops, x0, lower, upper, cfg, ())
-        reported = -1
-        while st.status == RUNNING:
-            st = lsq_step(fns, ops, st, lower, upper, cfg, (), geodesic)
-            if report is not None and st.niter != reported and st.njev > 0:
-                reported = int(st.niter)
-                report(st)
-    return st
+def lsq_postprocess(ops: ArrayOps, st: LSQState, cfg: LSQSettings) -> Outcome:
+    """The finishing step: final status, Gauss-Newton gradient and Hessian, final EDM.
 
-
-def solve_compiled(
-    static: tuple[LSQFunctions, bool],
-    x0: Any,
-    lower: Any,
-    upper: Any,
-    cfg: LSQSettings,
-    args: tuple,
-    ops: ArrayOps,
-) -> tuple:
-    """The whole solve as one ``while_loop`` (jitted by the caller with ``static`` static).
-
-    Returns the packed outcome of :func:`pack` (few arrays: cheap to bring to the host).
+    A fit that cannot move but meets its goal (or zfit's rule ``EDM < tol * errordef``)
+    converged; a converged fit whose scaled Jacobian has lost rank is ``SINGULAR``.
     """
-    fns, geodesic = static
-    st = lsq_init(fns, ops, x0, lower, upper, cfg, args)
-    st = ops.while_loop(
-        lambda st: st.status == RUNNING,
-        lambda st: lsq_step(fns, ops, st, lower, upper, cfg, args, geodesic),
-        st,
+    xp = ops.xp
+    m, n = st.J.shape
+    goal = lsq_goal(xp, cfg.tol_errordef, st.f, _observed(xp, cfg, m), n)
+    met = (st.edm < goal) | (st.edm < cfg.tol_errordef)
+    status = xp.where((st.status == int(Status.NO_STEP)) & met, int(Status.CONVERGED), st.status)
+    singular = singular_jacobian(ops.svd, xp, st.J, st.D)
+    status = xp.where((status == int(Status.CONVERGED)) & singular, int(Status.SINGULAR), status)
+    return Outcome(
+        x=st.x,
+        f=st.f,
+        g=2.0 * st.J.T @ st.r,
+        H=2.0 * st.J.T @ st.J,
+        edm=st.edm,
+        status=status,
+        niter=st.niter,
+        nfev=st.nfev,
+        njev=st.njev,
+        lam=st.lam,
+        delta=st.delta,
     )
-    return pack(ops.xp, st)
 
 
-class LSQOutcome(NamedTuple):
-    """The end of a solve as host numpy data."""
+@dataclass(frozen=True)
+class LSQSolver:
+    """Levenberg-Marquardt on residuals as a native solver for :func:`.driver.solve`.
 
-    x: np.ndarray
-    r: np.ndarray
-    J: np.ndarray
-    D: np.ndarray
-    f: float
-    edm: float
-    lam: float
-    delta: float
-    niter: int
-    nfev: int
-    njev: int
-    status: int
+    Configuration (functions, ops, bounds, settings) plus the four pure functions; the
+    same object runs eagerly (numpy ops), compiled and batched (JAX ops).
+    """
 
+    fns: LSQFunctions
+    ops: ArrayOps
+    lower: Array
+    upper: Array
+    cfg: LSQSettings
+    geodesic: bool = False
 
-_SCALARS = ("f", "edm", "lam", "delta", "niter", "nfev", "njev", "status")
+    def init(self, x0: Array, args: tuple) -> LSQState:
+        return lsq_init(self.fns, self.ops, x0, self.lower, self.upper, self.cfg, args)
 
+    def step(self, state: LSQState, args: tuple) -> LSQState:
+        return lsq_step(
+            self.fns, self.ops, state, self.lower, self.upper, self.cfg, args, self.geodesic
+        )
 
-def pack(xp: Any, st: LSQState) -> tuple:
-    """``(x, r, J, D, scalars)``: the final state in five arrays."""
-    scalars = xp.stack([xp.asarray(getattr(st, k), dtype=xp.float64) for k in _SCALARS])
-    return st.x, st.r, st.J, st.D, scalars
+    def terminate(self, state: LSQState) -> Array:
+        return state.status != RUNNING
 
-
-def unpack(packed: tuple) -> LSQOutcome:
-    """The :class:`LSQOutcome` of a packed state (numpy or device arrays)."""
-    x, r, J, D, sc = (np.asarray(a, dtype=np.float64) for a in packed)
-    f, e, lam, delta, niter, nfev, njev, status = sc.tolist()
-    return LSQOutcome(x, r, J, D, f, e, lam, delta, int(niter), int(nfev), int(njev), int(status))
-
-
-def finish_status(st: LSQOutcome, cfg: LSQSettings) -> Status:
-    """The final status: a fit that cannot move but meets its goal (or zfit's rule) converged."""
-    status = Status(int(st.status))
-    if status is Status.NO_STEP:
-        m, n = np.shape(st.J)
-        goal = float(lsq_goal(np, cfg.tol_errordef, st.f, _observed(np, cfg, m), n))
-        if st.edm < goal or st.edm < cfg.tol_errordef:
-            status = Status.CONVERGED
-    return status
+    def postprocess(self, state: LSQState, args: tuple) -> Outcome:
+        return lsq_postprocess(self.ops, state, self.cfg)

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..criterion import bounded_edm
+from ..criterion import bounded_edm, free_mask
 from ..exceptions import BackendNotAvailable
 from ..status import Status
 from ._scipy_common import Measure, onto_active_bounds
@@ -95,14 +95,6 @@ def _initial_errors(params: Any, init: Any, errordef: float) -> np.ndarray:
         ok = np.isnan(step) & np.isfinite(var) & (var > 0)
         step[ok] = np.sqrt(var[ok])
     return step
-
-
-def _free_mask(x: np.ndarray, g: np.ndarray, params: Any) -> np.ndarray:
-    """Parameters free to move: not at (Minuit's transform only approaches) a bound the gradient pushes against."""
-    near = params.at_limit(x)
-    lo_side = np.abs(x - params.lower) <= np.abs(params.upper - x)
-    held = near & ((lo_side & (g > 0)) | (~lo_side & (g < 0)))
-    return ~held
 
 
 class Minuit(BaseMinimizer):
@@ -251,7 +243,7 @@ class Minuit(BaseMinimizer):
                 onto = onto_active_bounds(evaluator, here, params, goal)
                 if onto is not None:
                     x, f, g, H = onto.x, onto.f, onto.g, onto.H
-            e = bounded_edm(g, H, _free_mask(x, g, params))
+            e = bounded_edm(g, H, free_mask(x, g, lower, upper, at_limit=params.at_limit(x)))
             self._report(
                 IterationState(
                     rounds, x.copy(), f, e, {"minuit_edm": float(m.fmin.edm), "minuit_tol": m.tol}

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.optimize
 
+from ..criterion import lsq_goal
 from ..exceptions import FailMinimizeNaN
 from ..strategy import nonfinite_at_start_message
 from ._scipy_common import (
@@ -31,7 +32,7 @@ from ._scipy_common import (
 )
 from .base import supporting_bounds
 
-__all__ = ["ScipyLeastSquares", "lsq_edm", "lsq_goal"]
+__all__ = ["ScipyLeastSquares", "lsq_edm"]
 
 _METHODS = ("trf", "dogbox", "lm")
 _HAS_CALLBACK = "callback" in inspect.signature(scipy.optimize.least_squares).parameters
@@ -44,13 +45,6 @@ def lsq_edm(J: np.ndarray, r: np.ndarray, free: np.ndarray) -> float:
     Q, _ = np.linalg.qr(J[:, free], mode="reduced")
     qr = Q.T @ r
     return float(qr @ qr)
-
-
-def lsq_goal(tol: float, errordef: float, f: float, m: int, n: int) -> float:
-    """The EDM goal ``tol * errordef * min(1, s^2)``, ``s^2 = F / (m - n)`` (as LevenbergMarquardt)."""
-    dof = m - n if m > n else max(m, 1)
-    # a perfect fit (F = 0) has EDM 0: keep the goal positive so that it counts as converged
-    return tol * errordef * max(min(1.0, f / dof), float(np.finfo(np.float64).tiny))
 
 
 class ScipyLeastSquares(ScipyRoundsMinimizer):
@@ -197,7 +191,7 @@ class ScipyLeastSquares(ScipyRoundsMinimizer):
             free = free_mask(x, g, params.lower, params.upper)
         else:
             free = np.ones(x.size, dtype=bool)
-        goal = lsq_goal(self.tol, evaluator.errordef, f, r.size, x.size)
+        goal = float(lsq_goal(np, self.tol * evaluator.errordef, f, r.size, x.size))
         return Measure(x=x, f=f, g=g, H=H, edm=lsq_edm(J, r, free), goal=goal, free=free)
 
     def _stalled_but_converged(self, m: Measure, criterion: Any) -> bool:

@@ -1,0 +1,133 @@
+"""The one driver of the native solvers: eager, compiled (``jit``) and batched (``vmap``).
+
+A native solver (:class:`~zfitlite.solvers.lm_least_squares.LSQSolver`,
+:class:`~zfitlite.solvers.bfgs_native.BFGSSolver`) is a frozen configuration with four
+pure functions over an explicit state, written once with the operations of an
+:class:`~zfitlite.backends.ops.ArrayOps`:
+
+``init(x0, args) -> state``
+    The state at the start (its ``status`` is :data:`~zfitlite.status.RUNNING`, or
+    ``NONFINITE`` when the loss is not finite there).
+``step(state, args) -> state``
+    One iteration; it sets ``status`` when the solve is over.
+``terminate(state) -> bool``
+    True when the loop ends (``status != RUNNING``).
+``postprocess(state, args) -> Outcome``
+    The finishing step, once for every path: the final status (a stalled fit that meets
+    its goal converged; a converged fit with a singular Hessian is ``SINGULAR``), the
+    gradient, the Hessian and the final EDM.
+
+:func:`solve` is the only loop: with the numpy ops it is a Python loop (which may
+report each iteration), with JAX's ops a ``lax.while_loop`` that compiles, and the
+same call mapped with ``ops.vmap`` solves a batch. :func:`pack` / :func:`unpack` bring
+an :class:`Outcome` to the host as few arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+
+import numpy as np
+
+from ..backends.ops import ArrayOps
+
+__all__ = ["NativeSolver", "Outcome", "pack", "solve", "unpack"]
+
+State = TypeVar("State")
+
+
+class Outcome(NamedTuple):
+    """The end of a native solve: the one record every path returns.
+
+    Arrays (numpy after :func:`unpack`; traced or device arrays inside a program).
+    ``lam`` and ``delta`` are the last damping and trust radius (0 where the solver has
+    none); ``nfev`` counts value (or residual) evaluations, ``njev`` gradient (or
+    Jacobian) evaluations.
+    """
+
+    x: Any
+    f: Any
+    g: Any
+    H: Any
+    edm: Any
+    status: Any
+    niter: Any
+    nfev: Any
+    njev: Any
+    lam: Any
+    delta: Any
+
+
+class NativeSolver(Protocol, Generic[State]):
+    """What :func:`solve` needs from a native solver (see the module docstring)."""
+
+    ops: ArrayOps
+
+    def init(self, x0: Any, args: tuple) -> State: ...
+
+    def step(self, state: State, args: tuple) -> State: ...
+
+    def terminate(self, state: State) -> Any: ...
+
+    def postprocess(self, state: State, args: tuple) -> Outcome: ...
+
+
+def solve(
+    solver: NativeSolver[Any],
+    x0: Any,
+    args: tuple = (),
+    report: Callable[[Any], None] | None = None,
+) -> Outcome:
+    """Run ``solver`` from ``x0`` to its :class:`Outcome` (the one driver loop).
+
+    Pure (traceable) when ``report`` is None: call it inside ``ops.jit`` to compile the
+    whole solve, inside ``ops.vmap`` to solve a batch. ``report(state)`` (eager only) is
+    called after each step.
+    """
+    ops = solver.ops
+    # an overflowing or NaN trial point is a rejected step, not a warning
+    with np.errstate(all="ignore"):
+        state = solver.init(x0, args)
+        if report is None:
+            xp = ops.xp
+            state = ops.while_loop(
+                lambda st: xp.logical_not(solver.terminate(st)),
+                lambda st: solver.step(st, args),
+                state,
+            )
+        else:
+            while not solver.terminate(state):
+                state = solver.step(state, args)
+                report(state)
+        return solver.postprocess(state, args)
+
+
+_SCALARS = ("f", "edm", "status", "niter", "nfev", "njev", "lam", "delta")
+
+
+def pack(xp: Any, out: Outcome) -> tuple:
+    """``(x, g, H, scalars)``: an outcome in four arrays (cheap to bring to the host).
+
+    Works on a batch too (every field with a leading batch axis).
+    """
+    scalars = xp.stack([xp.asarray(getattr(out, k), dtype=xp.float64) for k in _SCALARS], axis=-1)
+    return out.x, out.g, out.H, scalars
+
+
+def unpack(packed: tuple) -> Outcome:
+    """The host :class:`Outcome` of :func:`pack`'s arrays (numpy or device arrays).
+
+    A single solve gives Python scalars; a batch gives one numpy array per field.
+    """
+    x, g, H, sc = (np.asarray(a, dtype=np.float64) for a in packed)
+    fields = dict(zip(_SCALARS, np.moveaxis(sc, -1, 0)))
+    if sc.ndim == 1:
+        conv: dict[str, Any] = {k: float(v) for k, v in fields.items()}
+        for k in ("status", "niter", "nfev", "njev"):
+            conv[k] = int(conv[k])
+    else:
+        conv = {k: v for k, v in fields.items()}
+        for k in ("status", "niter", "nfev", "njev"):
+            conv[k] = conv[k].astype(np.int64)
+    return Outcome(x=x, g=g, H=H, **conv)
