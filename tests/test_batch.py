@@ -355,7 +355,7 @@ def test_thread_pool_gives_the_same_results(executor_data):
 def test_large_batch_without_executor_uses_the_cores_and_agrees(monkeypatch):
     """From THREADED_MIN_SIZE members on, chunks run on local threads (the first alone,
     as it compiles); members come back in order with the answers of one single chunk."""
-    from zfitlite import batch as batch_module
+    from zfitlite.batch import executors as batch_module
 
     monkeypatch.setattr(batch_module.os, "cpu_count", lambda: 2)
     pools = []
@@ -436,7 +436,7 @@ def test_import_zfitlite_imports_neither_jax_nor_dask():
 
 
 def test_progress_bar_is_off_outside_a_terminal_and_can_be_forced(decay, capsys):
-    from zfitlite.batch import _show_progress
+    from zfitlite.batch.executors import _show_progress
 
     assert not _show_progress(None, 10**6)  # stderr is captured here, not a terminal
     assert _show_progress(True, 1)
