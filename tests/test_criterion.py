@@ -96,3 +96,42 @@ def test_a_non_finite_gradient_is_not_remembered():
         for _ in range(100):  # the strategy gives up after its tolerance of non-finite values
             ev.value_gradient(np.array([2.0, 0.5]))
     assert np.array_equal(ev.last_value_gradient[0], [0.5, 0.5])
+
+
+def test_the_driver_measures_the_end_point_with_the_criterion():
+    """A solver that leaves the EDM to the driver is judged by the criterion's calculate."""
+    calls = []
+
+    class Strict(zfitlite.minimize.EDM):
+        def calculate(self, result):
+            calls.append(1)
+            return 1e6 * super().calculate(result)  # a criterion much harder to meet
+
+    def chi2(x):
+        return float((x[0] - 1.0) ** 2 + 4.0 * (x[1] + 2.0) ** 2)
+
+    chi2.errordef = 1.0
+    params = {
+        "a": {"value": 0.0, "lower": -5.0, "upper": 5.0},
+        "b": {"value": 0.0, "lower": -5.0, "upper": 5.0},
+    }
+    plain = zfitlite.minimize.Direct(options={"maxfun": 300, "polish": False}).minimize(
+        chi2, params
+    )
+    strict = zfitlite.minimize.Direct(
+        options={"maxfun": 300, "polish": False}, criterion=Strict
+    ).minimize(chi2, params)
+    assert calls, "the criterion was never asked"
+    assert strict.edm == pytest.approx(1e6 * plain.edm, rel=1e-9)
+    assert plain.edm > 0 and strict.status is not zfitlite.Status.CONVERGED
+
+
+def test_numpy_converter_is_refused_not_ignored():
+    def chi2(x):
+        return float(x @ x)
+
+    chi2.errordef = 1.0
+    lm = zfitlite.minimize.LevenbergMarquardt()
+    assert lm.create_evaluator(chi2, [1.0]).value(np.array([2.0])) == 4.0
+    with pytest.raises(ValueError, match="numpy_converter is not supported"):
+        lm.create_evaluator(chi2, [1.0], numpy_converter=np.asarray)

@@ -23,9 +23,9 @@ from zfitlite.adapters import (
     adapt_external,
     is_iminuit_cost,
 )
-from zfitlite.loss import as_loss
 from zfitlite.minimize import LevenbergMarquardt, ScipyBFGS, ScipyLBFGSB, ScipyMinimize
 from zfitlite.params import make_params
+from zfitlite.to_loss import as_loss
 
 iminuit = pytest.importorskip("iminuit")
 cost = pytest.importorskip("iminuit.cost")
@@ -302,7 +302,7 @@ def test_bad_costs() -> None:
 def test_import_stays_light() -> None:
     code = (
         "import sys, zfitlite\n"
-        "from zfitlite.loss import as_loss\n"
+        "from zfitlite.to_loss import as_loss\n"
         "f = lambda x: float(x @ x)\n"
         "f.errordef = 1.0\n"
         "zfitlite.minimize.LevenbergMarquardt().minimize(as_loss(f), [1.0])\n"

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import zfitlite
-from zfitlite.loss import LeastSquares, SimpleLoss, as_loss
+from zfitlite.loss import LeastSquares, SimpleLoss
 from zfitlite.minimize import LevenbergMarquardt, ScipyBFGS
+from zfitlite.to_loss import as_loss
 
 RNG = np.random.default_rng(4242)
 LINE_X = np.linspace(-1.0, 3.0, 25)

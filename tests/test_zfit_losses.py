@@ -29,7 +29,6 @@ import pytest
 
 import zfitlite
 from zfitlite.adapters import ZfitLossAdapter, is_zfit_loss
-from zfitlite.loss import as_loss
 from zfitlite.minimize import (
     LevenbergMarquardt,
     Minuit,
@@ -41,6 +40,7 @@ from zfitlite.minimize import (
     ScipyTrustConstr,
     ScipyTrustNCG,
 )
+from zfitlite.to_loss import as_loss
 
 zfit = pytest.importorskip("zfit")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,20 +10,38 @@ import numpy as np
 from ._progress import progress_iter
 from .params import Params
 
-__all__ = ["Profiler"]
+__all__ = ["PROFILE_TOL", "Profiler", "default_solver", "set_default_solver"]
 
-_PROFILE_TOL = 1e-10
+#: The tolerance of the profile fits.
+PROFILE_TOL = 1e-10
+_make_default_solver: Callable[[float], Any] | None = None
+
+
+def set_default_solver(make: Callable[[float], Any]) -> None:
+    """Register how to build the profile's default solver (done by :mod:`zfitlite.solvers`,
+    which sits above this module: the profile never imports a solver)."""
+    global _make_default_solver
+    _make_default_solver = make
+
+
+def default_solver(tol: float = PROFILE_TOL) -> Any:
+    """A fresh default solver (Levenberg-Marquardt) at ``tol`` (default :data:`PROFILE_TOL`)."""
+    if _make_default_solver is None:  # pragma: no cover - zfitlite/__init__ imports solvers
+        raise RuntimeError("no profile solver registered; import zfitlite.solvers first")
+    return _make_default_solver(tol)
 
 
 class Profiler:
     """Evaluates the profiled loss ``min over x_{-i} of F(x) with x_i = t``.
 
-    Each profile point is a fit of the other parameters with Levenberg-Marquardt on the
-    loss's own (compiled) value, gradient and Hessian, warm-started from the previous
-    point of the same parameter.
+    Each profile point is a fit of the other parameters with ``solver`` (default:
+    :func:`default_solver`, Levenberg-Marquardt at tol 1e-10) on the loss's own
+    (compiled) value, gradient and Hessian, warm-started from the previous point of the
+    same parameter.
     """
 
-    def __init__(self, loss: Any, params: Params, x0: np.ndarray) -> None:
+    def __init__(self, loss: Any, params: Params, x0: np.ndarray, solver: Any = None) -> None:
+        self.solver = default_solver() if solver is None else solver
         self.loss = loss
         self.params = params
         self.x0 = np.asarray(x0, dtype=np.float64)
@@ -60,7 +78,6 @@ class Profiler:
             (default: the tuple of indices).
         """
         from .loss import SimpleLoss
-        from .solvers.levenberg_marquardt import LevenbergMarquardt
 
         if key == "auto":
             key = tuple(int(i) for i in indices)
@@ -90,7 +107,7 @@ class Profiler:
         sub_params = Params(
             tuple(np.array(p.names)[mask]), y0, p.lower[mask], p.upper[mask], p.stepsize[mask]
         )
-        res = LevenbergMarquardt(tol=_PROFILE_TOL).minimize(sub, sub_params)
+        res = self.solver.minimize(sub, sub_params)
         self.nfits += 1
         x = full(res.x)
         self._last[key] = x

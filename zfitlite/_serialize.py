@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .approximations import Approximations
 from .params import Params
 from .status import Status
 
@@ -267,8 +268,6 @@ def load_result_dict(cls: type, d: Any) -> Any:
         raise _bad(f"'message' must be a string, got {type(message).__name__}")
 
     # -- approximations, info, minimizer ------------------------------------------------
-    from .result import Approximations
-
     approx_d = _dict(d, "approx")
     extra = set(approx_d) - set(_APPROX_SHAPES)
     if extra:

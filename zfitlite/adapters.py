@@ -1,6 +1,6 @@
 """Adapters: zfit losses and iminuit cost functions as zfitlite losses.
 
-:func:`~zfitlite.loss.as_loss` hands such objects to :func:`adapt_external`, so users
+:func:`~zfitlite.to_loss.as_loss` hands such objects to :func:`adapt_external`, so users
 write ``minimizer.minimize(zfit_loss)`` or ``minimizer.minimize(iminuit_cost, [1.0, 2.0])``
 directly. Detection is by duck typing; neither zfit nor iminuit is imported here.
 

@@ -177,7 +177,12 @@ class ConvergenceCriterion:
         return self.tol * errordef
 
     def calculate(self, result: Any) -> float:
-        """The criterion's value for a result (or any object with ``approx``)."""
+        """The criterion's value for a result (anything with ``approx``) or for an
+        :class:`~zfitlite.result.Approximations` itself.
+
+        Called by the minimizer's driver to measure the end point when the solver did not
+        measure it itself; a converged fit must have this below :attr:`goal`.
+        """
         raise NotImplementedError
 
     def converged(self, result: Any) -> bool:
@@ -192,7 +197,7 @@ class EDM(ConvergenceCriterion):
     """Estimated distance to the minimum, ``g^T H^-1 g / 2`` (zfit's and Minuit's measure)."""
 
     def calculate(self, result: Any) -> float:
-        approx = result.approx
+        approx = getattr(result, "approx", result)
         if approx.gradient is None:
             raise ValueError("the result holds no gradient; the EDM cannot be computed")
         return edm(

@@ -18,11 +18,11 @@ import numpy as np
 from .backends import Backend, CompiledLoss, detect_backend, get_backend
 from .backends.base import after_x
 from .backends.numdiff import Typical
-from .backends.ops import forget_native
+from .backends.ops import forget_native, remembered, same_callable
 from .cache import GraphCachable
 from .params import Params, make_params
 
-__all__ = ["BaseLoss", "LeastSquares", "SimpleLoss", "as_loss"]
+__all__ = ["BaseLoss", "LeastSquares", "SimpleLoss"]
 
 _VALID_BACKENDS = ("auto", "numpy", "jax", "tensorflow")
 _ERRORDEF_HELP = (
@@ -364,55 +364,18 @@ def _data_residuals(model: Callable) -> Callable:
     Remembered on the model, so losses built from the same model with new data share it
     (and with it the compiled solvers keyed on it).
     """
-    func = getattr(model, _RESIDUALS_ATTR, None)
-    if func is not None and getattr(func, "__wrapped_model__", None) is model:
-        return func
 
-    def residuals(p: Any, x: Any, y: Any, sigma: Any) -> Any:
-        return (y - model(x, p)) / sigma
+    def build() -> Callable:
+        def residuals(p: Any, x: Any, y: Any, sigma: Any) -> Any:
+            return (y - model(x, p)) / sigma
 
-    residuals.__wrapped_model__ = model  # type: ignore[attr-defined]
-    try:
-        setattr(model, _RESIDUALS_ATTR, residuals)
-    except (AttributeError, TypeError):
-        pass
-    return residuals
+        residuals.__wrapped_model__ = model  # type: ignore[attr-defined]
+        return residuals
 
-
-def as_loss(obj: Any) -> BaseLoss:
-    """Turn what users pass as a loss into a :class:`BaseLoss`.
-
-    A plain callable needs an ``errordef`` attribute. Its wrapper is remembered on the
-    callable, so fitting the same function again reuses its compiled functions.
-
-    Raises
-    ------
-    ValueError
-        For a callable without ``errordef``.
-    TypeError
-        For anything that is not a loss.
-    """
-    if isinstance(obj, BaseLoss):
-        return obj
-    from .adapters import adapt_external  # zfit losses, iminuit costs (imports neither)
-
-    adapted = adapt_external(obj)
-    if adapted is not None:
-        return adapted
-    if callable(obj):
-        if getattr(obj, "errordef", None) is None:
-            name = getattr(obj, "__name__", type(obj).__name__)
-            raise ValueError(f"loss '{name}' has no errordef: {_ERRORDEF_HELP}")
-        wrapper = getattr(obj, _WRAPPER_ATTR, None)
-        if isinstance(wrapper, _CallableLoss) and wrapper.func is obj:
-            return wrapper
-        wrapper = _CallableLoss(obj)
-        try:
-            setattr(obj, _WRAPPER_ATTR, wrapper)
-        except (AttributeError, TypeError):
-            pass
-        return wrapper
-    raise TypeError(
-        f"a loss must be a callable with an errordef attribute, a zfitlite loss or a FitResult; "
-        f"got {type(obj).__name__}"
+    return remembered(
+        model,
+        _RESIDUALS_ATTR,
+        "residuals",
+        build,
+        valid=lambda f: same_callable(getattr(f, "__wrapped_model__", None), model),
     )

@@ -471,8 +471,8 @@ def path(
     >>> len(fig.axes[0].get_lines()) >= 1
     True
     """
-    from .loss import as_loss
     from .params import make_params
+    from .to_loss import as_loss
 
     fig, ax = _figure_and_axes(ax)
     lossobj = as_loss(loss)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import _render
+from ._render import html as _render_html
+from ._render import text as _render_text
+from .approximations import Approximations
 from .params import Params
 from .status import Status
 from .uncertainties import covariance_from_hessian, level, profile_interval
@@ -24,19 +25,6 @@ __all__ = ["Approximations", "FitResult"]
 
 _FORMAT = "zfitlite.FitResult"
 _FORMAT_VERSION = 1
-
-
-@dataclass
-class Approximations:
-    """What the minimizer knows about the loss at the minimum (each may be None)."""
-
-    gradient: np.ndarray | None = None
-    hessian: np.ndarray | None = None
-    inv_hessian: np.ndarray | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain lists (or None)."""
-        return {k: None if v is None else np.asarray(v).tolist() for k, v in vars(self).items()}
 
 
 class FitResult:
@@ -417,11 +405,9 @@ class FitResult:
         sigma: float,
         name: str | None,
     ) -> tuple[dict[str, dict[str, float]], FitResult]:
-        from .solvers.levenberg_marquardt import LevenbergMarquardt
+        from ._profile import default_solver
 
-        minimizer = (
-            self.minimizer if self.minimizer is not None else LevenbergMarquardt(tol=self.tol)
-        )
+        minimizer = self.minimizer if self.minimizer is not None else default_solver(self.tol)
         new = minimizer.minimize(self.loss, self.params_spec.with_values(x))
         errors, newer = new.errors(params, method, cl, sigma, name)
         return errors, newer if newer is not None else new
@@ -440,7 +426,7 @@ class FitResult:
 
     # -- rendering -----------------------------------------------------------------------
     def __str__(self) -> str:
-        return _render.text(self)
+        return _render_text(self)
 
     def __repr__(self) -> str:
         return (
@@ -449,7 +435,7 @@ class FitResult:
         )
 
     def _repr_html_(self) -> str:
-        return _render.html(self)
+        return _render_html(self)
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

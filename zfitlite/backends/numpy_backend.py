@@ -8,8 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from . import numdiff
 from .base import Array, Backend, CompiledLoss, after_x, real_scalar
+from .numdiff import gradient as nd_gradient
+from .numdiff import hessian as nd_hessian
+from .numdiff import hessian_from_gradient as nd_hessian_from_gradient
+from .numdiff import jacobian as nd_jacobian
 
 __all__ = ["NumpyBackend"]
 
@@ -49,7 +52,7 @@ class NumpyBackend(Backend):
         else:
 
             def value_and_gradient(x: Array) -> tuple[float, Array]:
-                return func(x), numdiff.gradient(lambda y: real_scalar(func(y)), x, typical)
+                return func(x), nd_gradient(lambda y: real_scalar(func(y)), x, typical)
 
         if hessian is not None:
 
@@ -58,13 +61,13 @@ class NumpyBackend(Backend):
         elif gradient is not None:
 
             def hess(x: Array) -> Array:
-                return numdiff.hessian_from_gradient(
+                return nd_hessian_from_gradient(
                     lambda y: np.asarray(gradient(y), dtype=np.float64), x, typical
                 )
         else:
 
             def hess(x: Array) -> Array:
-                return numdiff.hessian(lambda y: real_scalar(func(y)), x, typical)
+                return nd_hessian(lambda y: real_scalar(func(y)), x, typical)
 
         return CompiledLoss(
             "numpy",
@@ -93,7 +96,7 @@ class NumpyBackend(Backend):
         else:
 
             def jac(x: Array) -> Array:
-                return numdiff.jacobian(res, x, typical)
+                return nd_jacobian(res, x, typical)
 
         def value(x: Array) -> float:
             r = res(x)
@@ -104,7 +107,7 @@ class NumpyBackend(Backend):
             return float(r @ r), 2.0 * jac(x).T @ r
 
         def hess(x: Array) -> Array:
-            return numdiff.hessian(value, x, typical)
+            return nd_hessian(value, x, typical)
 
         return CompiledLoss(
             "numpy",

@@ -52,6 +52,18 @@ def _holder(func: Callable, key: Any) -> tuple[Any, Any]:
     return func, key
 
 
+def same_callable(a: Any, b: Any) -> bool:
+    """``a is b``, or the same bound method (a new object at every attribute access)."""
+    if a is b:
+        return True
+    return (
+        inspect.ismethod(a)
+        and inspect.ismethod(b)
+        and a.__self__ is b.__self__
+        and a.__func__ is b.__func__
+    )
+
+
 def forget_native(func: Callable) -> None:
     """Drop the native solver functions and graphs remembered on ``func`` (the next solve
     retraces); for a bound method, everything remembered on its instance."""
@@ -63,16 +75,27 @@ def forget_native(func: Callable) -> None:
             pass
 
 
-def remembered(func: Callable, attr: str, key: Any, build: Callable[[], Any]) -> Any:
+def remembered(
+    func: Callable,
+    attr: str,
+    key: Any,
+    build: Callable[[], Any],
+    valid: Callable[[Any], bool] | None = None,
+) -> Any:
     """``build()``, remembered on ``func`` under ``attr[key]`` (see :func:`_holder`; built
     again each time where the holder takes no attributes, e.g. a class with ``__slots__``).
 
     What is built lives exactly as long as ``func`` (or the bound method's instance), so
-    fresh closures do not accumulate compiled programs.
+    fresh closures do not accumulate compiled programs. ``valid(value)`` (optional) vets
+    a remembered value, e.g. that it was built for this very ``func`` and not copied over
+    from another one by ``functools.wraps``; an invalid one is built again.
+
+    The one per-function cache of the package: compiled solvers, jitted functions, batch
+    wrappers, loss wrappers of plain callables and ``from_data`` residuals all use it.
     """
     holder, key = _holder(func, key)
     cache = getattr(holder, attr, None)
-    if isinstance(cache, dict) and key in cache:
+    if isinstance(cache, dict) and key in cache and (valid is None or valid(cache[key])):
         return cache[key]
     value = build()
     try:

@@ -1,5 +1,6 @@
 """Solvers: the base minimizer and one file per solver family."""
 
+from .._profile import set_default_solver
 from .base import BaseMinimizer, IterationState, SolverOutput
 from .bfgs_native import BFGS
 from .combined import GlobalLocal, MultiStart
@@ -29,6 +30,10 @@ from .scipy_local import (
     ScipyTrustNCG,
 )
 from .scipy_minimize import ScipyMinimize
+
+# the profile (FitResult.errors, plots) fits with Levenberg-Marquardt; it is handed the
+# solver from here, above both, instead of importing it (no import circle)
+set_default_solver(lambda tol: LevenbergMarquardt(tol=tol))
 
 __all__ = [
     "BFGS",

@@ -23,14 +23,15 @@ import scipy.linalg.lapack
 
 from .._progress import make_bar, should_show
 from ..cache import GraphCachable
-from ..criterion import EDM, ConvergenceCriterion, edm, free_mask
+from ..criterion import EDM, ConvergenceCriterion, free_mask
 from ..evaluator import LossEvaluationError, LossEvaluator
 from ..exceptions import FailMinimizeNaN, MaximumIterationReached, ZfitliteError
-from ..loss import BaseLoss, as_loss
+from ..loss import BaseLoss
 from ..params import Params, make_params
 from ..result import Approximations, FitResult
 from ..status import Status
 from ..strategy import DefaultStrategy, ZfitStrategy
+from ..to_loss import as_loss
 
 __all__ = ["BaseMinimizer", "IterationState", "ScipyProgress", "SolverOutput"]
 
@@ -286,10 +287,16 @@ class BaseMinimizer(GraphCachable):
     ) -> LossEvaluator:
         """Wrap ``loss`` for ``params``: numpy output, counters, maxiter, NaN to the strategy.
 
-        ``numpy_converter`` is accepted for zfit compatibility; outputs are always numpy.
+        ``numpy_converter`` keeps zfit's signature; only None is accepted (the evaluator
+        always returns float64 numpy arrays), anything else is refused rather than ignored.
         """
         if loss is None:
             raise ValueError("create_evaluator needs the loss")
+        if numpy_converter is not None:
+            raise ValueError(
+                "numpy_converter is not supported: the evaluator always returns float64 numpy "
+                "arrays; convert its outputs yourself if you need another type"
+            )
         loss = as_loss(loss)
         p = make_params(params, loss)
         return LossEvaluator(
@@ -475,7 +482,8 @@ class BaseMinimizer(GraphCachable):
                 with evaluator.unbudgeted():
                     fmin, g = evaluator.value_gradient_reusing(out.x)
                     H = evaluator.hessian(out.x)
-                e = edm(g, H)
+                # the criterion measures the end point (a user's criterion decides here)
+                e = criterion.calculate(Approximations(g, H, None))
             except (FailMinimizeNaN, LossEvaluationError, ValueError, np.linalg.LinAlgError) as exc:
                 e = float("nan")
                 message = message or f"the EDM could not be computed at the end point: {exc}"
