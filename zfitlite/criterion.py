@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,14 +13,18 @@ import scipy.linalg.lapack
 __all__ = [
     "EDM",
     "ConvergenceCriterion",
+    "Measure",
     "bounded_edm",
     "edm",
     "free_mask",
     "lsq_goal",
+    "measure",
+    "onto_active_bounds",
     "singular_hessian",
     "singular_jacobian",
 ]
 
+EPS = float(np.finfo(np.float64).eps)
 _TINY = float(np.finfo(np.float64).tiny)
 #: Relative size below which a singular value (or Hessian eigenvalue) counts as zero.
 SINGULAR_RTOL = 1e3 * float(np.finfo(np.float64).eps)
@@ -147,6 +152,65 @@ def bounded_edm(g: np.ndarray, H: np.ndarray, free: np.ndarray) -> float:
     if not free.any():
         return 0.0
     return edm(g[free], H[np.ix_(free, free)])
+
+
+# -- the measure at a point (scipy wrappers, Minuit) -------------------------------------
+@dataclass
+class Measure:
+    """The loss, its derivatives and the EDM at one point."""
+
+    x: np.ndarray
+    f: float
+    g: np.ndarray
+    H: np.ndarray
+    edm: float
+    goal: float
+    free: np.ndarray
+
+    @property
+    def gnorm(self) -> float:
+        """Largest gradient component over the parameters not held by a bound."""
+        g = self.g[self.free]
+        return float(np.max(np.abs(g))) if g.size else 0.0
+
+
+def measure(evaluator: Any, x: np.ndarray, params: Any, goal: float) -> Measure:
+    """Value, gradient, Hessian and EDM at ``x`` (EDM over the parameters free of their bounds)."""
+    f, g = evaluator.value_gradient_reusing(x)
+    H = evaluator.hessian(x)
+    if params.has_bounds:
+        free = free_mask(x, g, params.lower, params.upper)
+        e = bounded_edm(g, H, free)
+    else:
+        free = np.ones(x.size, dtype=bool)
+        e = edm(g, H)
+    return Measure(x=x, f=float(f), g=g, H=H, edm=e, goal=goal, free=free)
+
+
+def onto_active_bounds(evaluator: Any, m: Measure, params: Any, goal: float) -> Measure | None:
+    """Try the point where the parameters that the Newton step pushes past a bound sit on it.
+
+    Interior-point and derivative-free methods approach a bound without reaching it (scipy's
+    trust-constr stops about a barrier parameter away). When the Newton step from ``m.x``
+    (on the positive-definite part of the Hessian) crosses a bound, the parameter is put on
+    that bound; the new point is kept if the loss there is not higher. Returns the
+    measure at the new point, or None when no parameter qualifies or the loss rose.
+    """
+    if not params.has_bounds:
+        return None
+    x, lo, hi = m.x, params.lower, params.upper
+    try:
+        step = -np.linalg.solve(make_posdef(m.H)[0], m.g)
+    except np.linalg.LinAlgError:
+        return None
+    beyond_lo = np.isfinite(lo) & (x > lo) & (x + step <= lo)
+    beyond_hi = np.isfinite(hi) & (x < hi) & (x + step >= hi)
+    if not (beyond_lo.any() or beyond_hi.any()):
+        return None
+    x_new = np.where(beyond_lo, lo, np.where(beyond_hi, hi, x))
+    if evaluator.value(x_new) > m.f:
+        return None
+    return measure(evaluator, x_new, params, goal)
 
 
 class ConvergenceCriterion:

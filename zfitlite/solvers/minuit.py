@@ -30,11 +30,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..criterion import bounded_edm, free_mask
+from ..criterion import Measure, bounded_edm, free_mask, onto_active_bounds
 from ..exceptions import BackendNotAvailable
 from ..status import Status
-from ._scipy_common import Measure, onto_active_bounds
 from .base import BaseMinimizer, IterationState, SolverOutput
+from .rounds import run_rounds
 
 __all__ = ["Minuit"]
 
@@ -224,16 +224,15 @@ class Minuit(BaseMinimizer):
                 m.errors[i] = float(s)
         m.tol = minuit_tol(self.tol)
         notes: list[str] = []
-        status = Status.NOT_CONVERGED
-        x = params.values.copy()
-        f = float("nan")
-        g = H = None
-        e = float("inf")
-        rounds = 0
-        for rounds in range(1, int(self.options["max_rounds"]) + 1):
+
+        def run(rounds: int, x: np.ndarray) -> tuple[Any, np.ndarray]:
+            if rounds > 1:
+                m.tol = m.tol / 10.0
             with _minuit_warnings(notes):
                 m.migrad(ncall=evaluator.maxiter)
-            x = np.clip(np.array(m.values, dtype=np.float64), lower, upper)
+            return m.fmin, np.clip(np.array(m.values, dtype=np.float64), lower, upper)
+
+        def measure_at(x: np.ndarray) -> Measure:
             with evaluator.unbudgeted():
                 f, g = evaluator.value_gradient(x)
                 H = evaluator.hessian(x)
@@ -243,24 +242,48 @@ class Minuit(BaseMinimizer):
                 onto = onto_active_bounds(evaluator, here, params, goal)
                 if onto is not None:
                     x, f, g, H = onto.x, onto.f, onto.g, onto.H
-            e = bounded_edm(g, H, free_mask(x, g, lower, upper, at_limit=params.at_limit(x)))
+            free = free_mask(x, g, lower, upper, at_limit=params.at_limit(x))
+            return Measure(x, f, g, H, bounded_edm(g, H, free), goal, free)
+
+        def report(rounds: int, fmin: Any, here: Measure) -> None:
             self._report(
                 IterationState(
-                    rounds, x.copy(), f, e, {"minuit_edm": float(m.fmin.edm), "minuit_tol": m.tol}
+                    rounds,
+                    here.x.copy(),
+                    here.f,
+                    here.edm,
+                    {"minuit_edm": float(fmin.edm), "minuit_tol": m.tol},
                 )
             )
-            if m.fmin.has_reached_call_limit:
-                status = Status.MAXITER
-                break
-            if e < goal:
-                status = Status.CONVERGED
-                break
+
+        def halt(fmin: Any, here: Measure) -> Status | None:
+            return Status.MAXITER if fmin.has_reached_call_limit else None
+
+        def next_round(fmin: Any, here: Measure, rounds: int) -> None:
             if self.verbosity >= 2:
                 print(
-                    f"  {self.name}: Migrad run {rounds} stopped at EDM {e:.3g} > goal {goal:.3g} "
-                    f"(Minuit's EDM {m.fmin.edm:.3g}); tol {m.tol:.3g} -> {m.tol / 10:.3g}"
+                    f"  {self.name}: Migrad run {rounds} stopped at EDM {here.edm:.3g} > goal "
+                    f"{goal:.3g} (Minuit's EDM {fmin.edm:.3g}); tol {m.tol:.3g} -> {m.tol / 10:.3g}"
                 )
-            m.tol = m.tol / 10.0
+
+        done = run_rounds(
+            int(self.options["max_rounds"]),
+            run,
+            measure_at,
+            params.values.copy(),
+            next_round,
+            halt=halt,
+            report=report,
+        )
+        status = Status.NOT_CONVERGED if done.status is None else done.status
+        rounds = done.rounds
+        x, f, g, H, e = (
+            done.measure.x,
+            done.measure.f,
+            done.measure.g,
+            done.measure.H,
+            done.measure.edm,
+        )
         fmin = m.fmin
         message = None
         if status is Status.NOT_CONVERGED and not fmin.is_valid and not fmin.is_above_max_edm:

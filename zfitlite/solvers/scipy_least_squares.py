@@ -19,18 +19,12 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.optimize
 
-from ..criterion import lsq_goal
+from ..criterion import EPS, Measure, free_mask, lsq_goal
 from ..exceptions import FailMinimizeNaN
 from ..strategy import nonfinite_at_start_message
-from ._scipy_common import (
-    EPS,
-    Measure,
-    ScipyRoundsMinimizer,
-    StartInfo,
-    free_mask,
-    scipy_bounds,
-)
+from ._scipy_common import ScipyRoundsMinimizer, scipy_bounds
 from .base import supporting_bounds
+from .scipy_methods import StartInfo
 
 __all__ = ["ScipyLeastSquares", "lsq_edm"]
 

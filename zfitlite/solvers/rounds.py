@@ -1,0 +1,140 @@
+"""Rerun a wrapped solver until *our* EDM goal holds: the one rounds loop.
+
+The scipy wrappers (:class:`~zfitlite.solvers._scipy_common.ScipyRoundsMinimizer`) and
+:class:`~zfitlite.solvers.minuit.Minuit` own their inner loops, but not the question
+"converged?": after each run (a *round*) the end point is measured with the criterion's
+EDM (:func:`zfitlite.criterion.measure`), and when it misses the goal the solver runs
+again with tightened tolerances (:func:`tighten`). :func:`run_rounds` is that loop,
+written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..criterion import EPS, Measure
+from ..status import Status
+
+__all__ = ["Rounds", "run_rounds", "tighten"]
+
+
+def tighten(
+    opts: Mapping[str, Any],
+    kinds: Mapping[str, str],
+    m: Measure,
+    floor: float | Mapping[str, float] = 0.0,
+) -> dict[str, Any]:
+    """Tolerances for the next round: at least ten times smaller, more when the EDM is far off.
+
+    Parameters
+    ----------
+    opts : dict
+        The options of the round that just ended.
+    kinds : dict
+        ``{option: kind}`` with kind one of ``"x"``, ``"grad"``, ``"frel"``, ``"fabs"``.
+        Options that are None or not positive (scipy's "automatic") are left alone.
+    m : Measure
+        The EDM, gradient and loss at the end of the round.
+    floor : float or dict
+        No tolerance goes below this (``least_squares`` refuses tolerances below eps);
+        a dict gives a floor per option (default 0).
+    """
+    ratio = 0.1 * m.goal / m.edm if np.isfinite(m.edm) and m.edm > 0 else 0.0
+    new = dict(opts)
+    for key, kind in kinds.items():
+        old = opts.get(key)
+        if old is None or not np.isfinite(old) or old <= 0:
+            continue
+        if kind == "x":
+            target = old * float(np.clip(np.sqrt(ratio), 1e-3, 0.1))
+        elif kind == "grad":
+            target = m.gnorm * np.sqrt(ratio)
+        elif kind == "frel":
+            target = max(0.01 * m.goal / max(abs(m.f), 1.0), EPS)
+        elif kind == "fabs":
+            target = max(0.01 * m.goal, EPS * abs(m.f))
+        else:  # pragma: no cover - the table is checked at import
+            raise ValueError(f"unknown tolerance kind {kind!r}")
+        low = floor.get(key, 0.0) if isinstance(floor, Mapping) else floor
+        new[key] = max(min(0.1 * old, target), low)
+    return new
+
+
+@dataclass
+class Rounds:
+    """The end of :func:`run_rounds`.
+
+    ``status`` is CONVERGED, the status a ``halt`` hook returned, or None (the goal was
+    not reached: the caller decides between NO_STEP, MAXITER and others);
+    ``improved`` says whether the last round lowered the loss or the EDM.
+    """
+
+    measure: Measure
+    result: Any
+    rounds: int
+    status: Status | None
+    improved: bool
+
+
+def run_rounds(
+    max_rounds: int,
+    run: Callable[[int, np.ndarray], tuple[Any, np.ndarray]],
+    measure: Callable[[np.ndarray], Measure],
+    x0: np.ndarray,
+    next_round: Callable[[Any, Measure, int], None],
+    halt: Callable[[Any, Measure], Status | None] | None = None,
+    stuck: Callable[[Any, Measure, np.ndarray], bool] | None = None,
+    report: Callable[[int, Any, Measure], None] | None = None,
+) -> Rounds:
+    """Run rounds until the EDM goal holds, a hook halts, or the rounds are spent.
+
+    Parameters
+    ----------
+    max_rounds : int
+    run : callable
+        ``run(round, x) -> (result, x_end)``: one run of the wrapped solver from ``x``.
+    measure : callable
+        ``measure(x_end) -> Measure`` (including any snapping onto active bounds).
+    x0 : numpy.ndarray
+        The start of the first round.
+    next_round : callable
+        ``next_round(result, measure, round)``: tighten the tolerances for the next round.
+    halt : callable, optional
+        ``halt(result, measure) -> Status or None``, asked before the goal (Minuit's call
+        limit is MAXITER even where the EDM happens to be below the goal).
+    stuck : callable, optional
+        ``stuck(result, measure, x_start) -> bool``: a failed round that did not move
+        would fail again the same way; ends the loop as not improved.
+    report : callable, optional
+        ``report(round, result, measure)`` after each round.
+    """
+    m: Measure | None = None
+    res: Any = None
+    improved = True
+    status: Status | None = None
+    x = x0
+    round_ = 0
+    for round_ in range(1, max_rounds + 1):
+        res, x_end = run(round_, x)
+        m_new = measure(x_end)
+        improved = m is None or m_new.f < m.f or m_new.edm < m.edm
+        is_stuck = stuck is not None and stuck(res, m_new, x)
+        x, m = m_new.x, m_new
+        if report is not None:
+            report(round_, res, m)
+        status = halt(res, m) if halt is not None else None
+        if status is not None:
+            break
+        if m.edm < m.goal:
+            status = Status.CONVERGED
+            break
+        if round_ == max_rounds or is_stuck:
+            improved = improved and not is_stuck
+            break
+        next_round(res, m, round_)
+    assert m is not None
+    return Rounds(measure=m, result=res, rounds=round_, status=status, improved=improved)
