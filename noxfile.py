@@ -1,10 +1,11 @@
-"""Developer entry points: ``nox -s tests``, ``nox -s lint``, ``nox -s docs``, ``nox -s bench``."""
+"""Developer entry points: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s docs``,
+``nox -s bench``."""
 
 from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint"]
+nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -25,6 +26,13 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "zfitlite", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "zfitlite", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """pyright (basic mode, configured in pyproject.toml) on the package."""
+    session.install("-e", ".[test]")
+    session.run("pyright", "zfitlite")
 
 
 @nox.session

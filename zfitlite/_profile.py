@@ -62,7 +62,7 @@ class Profiler:
         return self.profile_fixed((i,), (t,), key=i)
 
     def profile_fixed(
-        self, indices: Sequence[int], values: Sequence[float], key: Hashable = "auto"
+        self, indices: Sequence[int], values: Sequence[Any], key: Hashable = "auto"
     ) -> tuple[float, np.ndarray]:
         """Return ``(F, x)`` at the minimum over the other parameters with those at
         ``indices`` fixed to ``values``.

@@ -241,9 +241,7 @@ def load_result_dict(cls: type, d: Any) -> Any:
         spec = Params(
             tuple(names),
             arrays["value"],
-            arrays.get("lower"),
-            arrays.get("upper"),
-            arrays.get("stepsize"),
+            **{k: arrays[k] for k in ("lower", "upper", "stepsize") if k in arrays},
         )
     except (TypeError, ValueError) as exc:
         raise _bad(f"invalid parameters: {exc}") from None

@@ -228,7 +228,9 @@ class ZfitLossAdapter(BaseLoss):
     @property  # type: ignore[override]
     def params(self) -> Params:
         """The zfit parameters now: values, limits and step sizes."""
-        values = [float(np.asarray(p.value(), dtype=np.float64)) for p in self.zfit_params]
+        values = np.array(
+            [float(np.asarray(p.value(), dtype=np.float64)) for p in self.zfit_params]
+        )
         lower, upper, step = self._limits()
         return Params(self._names, values, lower, upper, step)
 
@@ -421,11 +423,13 @@ class IminuitCostAdapter(_IminuitParams, SimpleLoss):
         def func(x: np.ndarray) -> float:
             return cost(*x)
 
-        gradient = None
+        gradient: Callable[[np.ndarray], np.ndarray] | None = None
         if bool(getattr(cost, "has_grad", False)) and callable(getattr(cost, "grad", None)):
 
-            def gradient(x: np.ndarray) -> np.ndarray:
+            def cost_gradient(x: np.ndarray) -> np.ndarray:
                 return np.asarray(cost.grad(*x), dtype=np.float64)
+
+            gradient = cost_gradient
 
         SimpleLoss.__init__(
             self,

@@ -83,7 +83,7 @@ def edm(
         return float("inf")
     H = 0.5 * H + 0.5 * H.T  # (H + H.T) / 2 could overflow where H itself does not
     # the common case, a positive-definite Hessian: one LAPACK call (Cholesky and solve)
-    _, y, info = scipy.linalg.lapack.dposv(H, g)
+    _, y, info = scipy.linalg.lapack.dposv(H, g)  # pyright: ignore[reportAttributeAccessIssue]
     if info == 0:
         e = 0.5 * float(g @ y)
         if math.isfinite(e) and e >= 0.0:

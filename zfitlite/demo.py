@@ -162,7 +162,9 @@ def batch_demo(verbose: bool = True, batch: int = 2000) -> zfitlite.BatchFitResu
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns a process exit code (0 when every fit is valid)."""
-    parser = argparse.ArgumentParser(prog="zfitlite demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="zfitlite demo", description=(__doc__ or "").splitlines()[0]
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the final line")
     args = parser.parse_args(argv)
     r1 = likelihood_demo(verbose=not args.quiet)

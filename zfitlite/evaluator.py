@@ -136,13 +136,15 @@ class LossEvaluator:
         if compiled is None:
             # per-parameter scales matter only for finite differences (non-compiling backends)
             compiles = loss.backend_for(self.n).compiles
-            compiled = loss.compiled(self.n, None if compiles else params.difference_scales())
-        self.compiled = compiled
+            scales = None if compiles else params.difference_scales()
+            self.compiled: CompiledLoss = loss.compiled(self.n, scales)
+        else:
+            self.compiled = compiled
         self.nfev = self.ngrad = self.nhess = self.nres = self.njac = 0
         self.best_x: np.ndarray = params.values.copy()
         self.best_value = float("inf")
         self.record = NonFiniteRecord(errordef=self.errordef)
-        self.last_value_gradient: tuple[np.ndarray, float, np.ndarray] | None = None
+        self.last_value_gradient: tuple[np.ndarray | None, float, np.ndarray] | None = None
         self._budget_on = True
         self._calls = 0  # all kinds together, for the budget (ncalls adds the counters up)
         self._quiet = False
@@ -344,7 +346,7 @@ class LossEvaluator:
         For the EDM at a solver's answer: gradient solvers usually evaluated it last.
         """
         last = self.last_value_gradient
-        if last is not None and np.array_equal(last[0], x):
+        if last is not None and last[0] is not None and np.array_equal(last[0], x):
             return last[1], last[2].copy()
         return self.value_gradient(x)
 
@@ -408,7 +410,7 @@ class _Silenced:
         self.prev, self.ev._quiet = self.ev._quiet, True
         return self.ev
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.ev._quiet = self.prev
         self.errstate.__exit__(*exc)
 

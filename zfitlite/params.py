@@ -301,7 +301,7 @@ def _from_name_dict(d: Mapping[str, Any]) -> Params:
         lower.append(lo)
         upper.append(hi)
         stepsize.append(st)
-    return Params(tuple(names), values, lower, upper, stepsize)
+    return Params(tuple(names), values, lower, upper, stepsize)  # pyright: ignore[reportArgumentType]
 
 
 def make_params(params: Any, loss: Any = None, init: Any = None) -> Params:
@@ -390,7 +390,7 @@ def make_params(params: Any, loss: Any = None, init: Any = None) -> Params:
     # and bound the user's values to match them
     complete = getattr(loss, "complete_params", None)
     if callable(complete):
-        result = complete(result)
+        result = complete(result)  # pyright: ignore[reportAssignmentType]
     return result
 
 

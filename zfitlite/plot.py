@@ -284,21 +284,21 @@ def contour(
     names = result.names[i], result.names[j]
     center = result.x[[i, j]]
     ks = np.sort(np.asarray(sigmas, dtype=np.float64))
-    levels = sigma_levels_2d(ks)
+    levels = sigma_levels_2d(ks)  # pyright: ignore[reportArgumentType]
     try:
         cov = result.covariance([i, j])
         cov_ok = bool(np.all(np.isfinite(cov))) and np.all(np.linalg.eigvalsh(cov) > 0)
     except Exception:
         cov, cov_ok = None, False
-    nx, ny = (npoints, npoints) if np.isscalar(npoints) else npoints
+    nx, ny = (npoints, npoints) if np.isscalar(npoints) else npoints  # pyright: ignore[reportGeneralTypeIssues]
     ranges = []
     for a, k in enumerate((i, j)):
-        half = 1.5 * np.sqrt(levels[-1] * cov[a, a]) if cov_ok else float("nan")
+        half = 1.5 * np.sqrt(levels[-1] * cov[a, a]) if cov_ok else float("nan")  # pyright: ignore[reportOptionalSubscript]
         ranges.append(
             _scan_range(result, k, float(center[a]), half, None if bounds is None else bounds[a])
         )
-    xv = np.linspace(*ranges[0], int(nx))
-    yv = np.linspace(*ranges[1], int(ny))
+    xv = np.linspace(*ranges[0], int(nx))  # pyright: ignore[reportArgumentType, reportCallIssue]
+    yv = np.linspace(*ranges[1], int(ny))  # pyright: ignore[reportArgumentType, reportCallIssue]
     _, profiler, f_ref = _reference(result, "plot.contour")
     grid = profiler.scan2d(i, j, xv, yv, progress)
     delta = (grid - f_ref) / result.errordef
@@ -319,7 +319,7 @@ def contour(
         ax.plot([], [], color=c, lw=2, label=f"{k:g}{_S} profile ({100 * prob:.1f} %, Δ = {q:.2f})")
     if hesse and cov_ok:
         for k, q, c in zip(ks, levels, colors):
-            pts = _ellipse(center, cov, q)
+            pts = _ellipse(center, cov, q)  # pyright: ignore[reportArgumentType]
             ax.plot(pts[:, 0], pts[:, 1], "--", color=c, lw=1, label=f"{k:g}{_S} Hesse ellipse")
     ax.plot([center[0]], [center[1]], "k+", ms=10, label="minimum")
     ax.set_xlabel(names[0])
@@ -504,8 +504,8 @@ def path(
                 rng.append((lo - pad, hi + pad))
         else:
             rng = [tuple(map(float, b)) for b in bounds]
-        gx = np.linspace(*rng[0], int(npoints))
-        gy = np.linspace(*rng[1], int(npoints))
+        gx = np.linspace(*rng[0], int(npoints))  # pyright: ignore[reportCallIssue]
+        gy = np.linspace(*rng[1], int(npoints))  # pyright: ignore[reportCallIssue]
         compiled = lossobj.compiled(len(p0), p0.difference_scales())
         base = result.x.copy()
         z = np.empty((gy.size, gx.size))

@@ -94,7 +94,7 @@ class FitResult:
                 if minimizer is not None and hasattr(minimizer, "settings")
                 else {}
             )
-        self.minimizer_info = dict(minimizer_info)
+        self.minimizer_info: dict[str, Any] = dict(minimizer_info or {})
         self._covariances: dict[str, np.ndarray] = {}
         at_limit = (
             params.at_limit(params.values).tolist()

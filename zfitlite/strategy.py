@@ -110,6 +110,7 @@ class ZfitStrategy:
         dx = np.asarray(x, dtype=np.float64) - record.last_x
         dist2 = float(dx @ dx)
         if what == "value":
+            assert record.last_value is not None  # set with last_x
             return float(record.last_value) + penalty
         if dist2 == 0.0 or not np.all(np.isfinite(dx)):
             raise FailMinimizeNaN(

@@ -181,5 +181,5 @@ def _both_sides(
         root = scipy.optimize.brentq(
             g, min(a, b), max(a, b), xtol=rtol * guess, rtol=4 * np.finfo(float).eps, maxiter=200
         )
-        result[side] = root - center
+        result[side] = root - center  # pyright: ignore[reportOperatorIssue]
     return result

@@ -107,7 +107,7 @@ def jacobian(
             y1[i] += sh
             y2 = x.copy()
             y2[i] += 2 * sh
-            cols.append((4.0 * np.asarray(func(y1)) - np.asarray(func(y2)) - 3.0 * f0) / (2 * sh))
+            cols.append((4.0 * np.asarray(func(y1)) - np.asarray(func(y2)) - 3.0 * f0) / (2 * sh))  # pyright: ignore[reportOperatorIssue]
     return np.stack(cols, axis=-1)
 
 
@@ -115,7 +115,7 @@ def gradient(
     func: Callable[[np.ndarray], float], x: np.ndarray, typical: Typical = None
 ) -> np.ndarray:
     """Gradient of a scalar function by Richardson-extrapolated central differences."""
-    return np.asarray(jacobian(func, x, typical), dtype=np.float64).reshape(-1)
+    return np.asarray(jacobian(func, x, typical), dtype=np.float64).reshape(-1)  # pyright: ignore[reportArgumentType]
 
 
 def hessian(

@@ -37,7 +37,7 @@ class NumpyBackend(Backend):
         args: tuple = (),
     ) -> CompiledLoss:
         if args:  # the data after x, bound once
-            func, gradient, hessian = (
+            func, gradient, hessian = (  # pyright: ignore[reportAssignmentType]
                 None if f is None else functools.partial(after_x, f, args)
                 for f in (func, gradient, hessian)
             )

@@ -164,6 +164,27 @@ class ArrayOps:
         """Compile ``fn`` (identity on numpy)."""
         return fn
 
+    # automatic derivatives: only backends that trace (JAX) have them
+    def value_and_grad(self, fn: Callable) -> Callable:
+        """``(x, args) -> (fn(x, args), gradient)`` (backends with automatic derivatives)."""
+        raise NotImplementedError(f"the {self.name} ops have no automatic derivatives")
+
+    def hessian(self, fn: Callable) -> Callable:
+        """``(x, args) -> Hessian of fn`` (backends with automatic derivatives)."""
+        raise NotImplementedError(f"the {self.name} ops have no automatic derivatives")
+
+    def jacobian(self, fn: Callable) -> Callable:
+        """``(x, args) -> Jacobian of fn`` (backends with automatic derivatives)."""
+        raise NotImplementedError(f"the {self.name} ops have no automatic derivatives")
+
+    def second_directional(self, fn: Callable) -> Callable:
+        """``(x, v, args) -> second derivative of fn along v`` (automatic derivatives)."""
+        raise NotImplementedError(f"the {self.name} ops have no automatic derivatives")
+
+    def batched(self) -> ArrayOps:
+        """The flavour of these ops for solves mapped over a batch (itself by default)."""
+        return self
+
     def vmap(self, fn: Callable, in_axes: Any = 0) -> Callable:
         """``fn`` mapped over a leading batch axis of its arguments.
 
@@ -182,6 +203,7 @@ class ArrayOps:
             if len(sizes) != 1:
                 raise ValueError(f"vmap: batched arguments need one leading size, got {sizes}")
             (size,) = sizes
+            assert size is not None
             outs = [
                 fn(*(a if ax is None else _take(a, i) for a, ax in zip(args, axes)))
                 for i in range(size)

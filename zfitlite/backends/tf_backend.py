@@ -318,7 +318,7 @@ class TensorFlowBackend(Backend):
         else:
 
             def jac(x: Array) -> Array:
-                return np.asarray(jacobian(x, *consts), dtype=np.float64)
+                return np.asarray(jacobian(x, *consts), dtype=np.float64)  # pyright: ignore[reportOptionalCall]
 
         def value(x: Array) -> float:
             return float(value_c(x))

@@ -99,26 +99,26 @@ class BatchFitResult:
         }
         n = len(problem.names)
         if problem.method == "each":
-            members: list[FitResult | None] = [r for o in outs for r in o["results"]]
-            backends = sorted({str(r.info.get("backend")) for r in members if "backend" in r.info})
+            fits: list[FitResult] = [r for o in outs for r in o["results"]]
+            backends = sorted({str(r.info.get("backend")) for r in fits if "backend" in r.info})
             info["backend"] = ",".join(backends) or "none"
-            for k, r in enumerate(members):
+            for k, r in enumerate(fits):
                 r.info["index"] = k
             masks = [m for o in outs for m in o["masks"]]
-            x = np.array([r.x for r in members]).reshape(len(members), n)
+            x = np.array([r.x for r in fits]).reshape(len(fits), n)
             nobs = np.array([-1 if m is None else int(m.size - m.sum()) for m in masks])
             return cls(
                 x=x,
-                fmin=np.array([r.fmin for r in members], dtype=np.float64),
-                edm=np.array([r.edm for r in members], dtype=np.float64),
-                status=np.array([int(r.status) for r in members], dtype=np.int64),
-                niter=np.array([int(r.info.get("niter", 0)) for r in members], dtype=np.int64),
+                fmin=np.array([r.fmin for r in fits], dtype=np.float64),
+                edm=np.array([r.edm for r in fits], dtype=np.float64),
+                status=np.array([int(r.status) for r in fits], dtype=np.int64),
+                niter=np.array([int(r.info.get("niter", 0)) for r in fits], dtype=np.int64),
                 ids=ids,
                 names=problem.names,
                 nobs=nobs,
                 info=info,
-                valid=np.array([r.valid for r in members], dtype=bool),
-                members=members,
+                valid=np.array([r.valid for r in fits], dtype=bool),
+                members=[r for r in fits],
                 problem=problem,
                 data=data,
             )

@@ -112,7 +112,7 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
 def _solve_vectorised(problem: _Problem, x0: np.ndarray, data: tuple) -> dict[str, Any]:
     from ..backends import get_backend
 
-    ops = get_backend(problem.backend).ops.batched()
+    ops = get_backend(problem.backend or "jax").ops.batched()
     b = x0.shape[0]
     size = max(problem.chunk, b)
     x0p = _pad(x0, size)

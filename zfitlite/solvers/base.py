@@ -553,7 +553,7 @@ def _negative_curvature(
     if H.size == 0 or not np.isfinite(H).all():
         return None
     H = 0.5 * H + 0.5 * H.T
-    if scipy.linalg.lapack.dpotrf(H)[1] == 0:
+    if scipy.linalg.lapack.dpotrf(H)[1] == 0:  # pyright: ignore[reportAttributeAccessIssue]
         return None
     w = np.linalg.eigvalsh(H)
     scale = float(np.abs(w).max())

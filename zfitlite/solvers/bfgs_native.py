@@ -315,13 +315,15 @@ class BFGS(BaseMinimizer):
     def _minimize(self, evaluator: Any, criterion: Any, params: Any, init: Any) -> SolverOutput:
         cfg = self.bfgs_settings(evaluator.errordef, np.inf)  # the evaluator keeps the budget
         solver = BFGSSolver(eager_bfgs_functions(evaluator), numpy_ops, cfg)
-        report = None
+        report: Callable[[BFGSState], None] | None = None
         if self._listening():
 
-            def report(st: BFGSState) -> None:
+            def report_state(st: BFGSState) -> None:
                 self._report(
                     IterationState(int(st.niter), np.array(st.x), float(st.f), float(st.edm))
                 )
+
+            report = report_state
 
         out = unpack(pack(np, solve(solver, params.values.copy(), (), report)))
         status = Status(out.status)

@@ -26,7 +26,7 @@ an :class:`Outcome` to the host as few arrays.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -59,10 +59,11 @@ class Outcome(NamedTuple):
     delta: Any
 
 
-class NativeSolver(Protocol, Generic[State]):
+class NativeSolver(Protocol[State]):
     """What :func:`solve` needs from a native solver (see the module docstring)."""
 
-    ops: ArrayOps
+    @property
+    def ops(self) -> ArrayOps: ...
 
     def init(self, x0: Any, args: tuple) -> State: ...
 

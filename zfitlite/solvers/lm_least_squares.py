@@ -300,6 +300,7 @@ def lsq_step(
     h = z / st.D
     nfev = st.nfev
     if geodesic:
+        assert fns.second_directional is not None, "geodesic acceleration needs r''"
         rpp = fns.second_directional(st.x, h, st.r, st.J, args)
         nfev = nfev + xp.where(fresh, 0, fns.fd_cost)
         a_scaled = -(st.Vt.T @ (_inverse_factors(xp, st.s, lam) * (st.U.T @ rpp)))

@@ -332,7 +332,7 @@ class DifferentialEvolution(_SeededGlobalMinimizer):
             callback=callback,
             tol=o["rtol"],
             atol=o["atol"],
-            **_rng_kwarg(scipy.optimize.differential_evolution, rng),
+            **_rng_kwarg(scipy.optimize.differential_evolution, rng),  # pyright: ignore[reportArgumentType]
         )
 
 
@@ -404,7 +404,7 @@ class DualAnnealing(_SeededGlobalMinimizer):
                 "options": {"maxiter": min(max(6 * len(bounds), 100), 1000)},
             },
             callback=callback,
-            **_rng_kwarg(scipy.optimize.dual_annealing, rng),
+            **_rng_kwarg(scipy.optimize.dual_annealing, rng),  # pyright: ignore[reportArgumentType]
         )
 
 
@@ -454,7 +454,7 @@ class SHGO(BaseGlobalMinimizer):
         return scipy.optimize.shgo(
             evaluator.value,
             bounds,
-            n=self._n(),
+            n=self._n(),  # pyright: ignore[reportArgumentType]
             iters=int(o["iters"]),
             sampling_method=o["sampling_method"],
             minimizer_kwargs={"method": o["local_method"], "jac": evaluator.gradient},

@@ -161,7 +161,7 @@ class ScipyMinimize(BaseMinimizer):
             callback=callback,
             progress=progress,
         )
-        self.SUPPORTS_BOUNDS = True  # decided per method in _minimize
+        self.SUPPORTS_BOUNDS = True  # decided per method in _minimize  # pyright: ignore[reportAttributeAccessIssue]
         if method is not None:
             if not isinstance(method, str) or method.lower() not in METHODS:
                 known = ", ".join(m.name for m in METHODS.values())
