@@ -247,9 +247,8 @@ def test_native_bfgs_members_equal_single_fits_with_bfgs():
         lambda: Minuit(tol=1e-8),
         lambda: ScipyMinimize(method="Powell", tol=1e-8),
         lambda: ScipyBFGS(tol=1e-8),
-        lambda: LevenbergMarquardt(tol=1e-8, options={"use_residuals": False}),
     ],
-    ids=["NelderMead", "Powell", "Minuit", "ScipyMinimize-Powell", "ScipyBFGS", "LM-scalar"],
+    ids=["NelderMead", "Powell", "Minuit", "ScipyMinimize-Powell", "ScipyBFGS"],
 )
 def test_the_minimizer_you_pass_is_the_algorithm_you_get(make):
     """No substitution: without a vectorisable core the batch runs that minimizer per member."""
@@ -265,6 +264,24 @@ def test_the_minimizer_you_pass_is_the_algorithm_you_get(make):
         np.testing.assert_allclose(res.x[i], single.x, rtol=1e-5, atol=1e-8)
         assert res.status[i] == int(single.status)
         np.testing.assert_allclose(res.x[i, 0], samples[i].mean(), rtol=1e-3)
+
+
+def test_levenberg_marquardt_on_a_scalar_loss_vectorises_its_own_damped_newton():
+    """LM on a scalar loss has a core on the one driver too: the batch runs it (not BFGS),
+    and every member equals a single fit with the same minimizer."""
+    rng = np.random.default_rng(13)
+    samples = rng.normal(1.0, 2.0, (4, 25))
+    res = minimize_batch(
+        LevenbergMarquardt(tol=1e-8), problems.gaussian_nll, [0.0, 0.0], (samples,)
+    )
+    assert res.info["method"] == "lm_hessian" and res.valid.all(), str(res)
+    assert res[0].info["method"] == "damped-newton"
+    for i in range(len(res)):
+        loss = zfitlite.SimpleLoss(problems.gaussian_nll, errordef=0.5, args=(samples[i],))
+        single = LevenbergMarquardt(tol=1e-8).minimize(loss, [0.0, 0.0])
+        assert single.valid
+        np.testing.assert_allclose(res.x[i], single.x, rtol=1e-7, atol=1e-10)
+        assert res.niter[i] == single.info["niter"]
 
 
 def test_numpy_loss_falls_back_to_one_fit_per_member(decay):
@@ -496,13 +513,13 @@ def test_polynomials_match_linear_least_squares(n):
 
 
 def test_bounds_hold_when_lm_is_told_not_to_use_residuals(decay):
-    """The native BFGS has no bounds: a bounded loss is fitted member by member instead."""
+    """The damped-Newton core honours bounds (clipped steps, held parameters) vectorised."""
     t, y = decay["t"][:6], decay["y"][:6]
     params = {"amplitude": {"value": 1.0, "upper": 1.2}, "rate": {"value": 1.0, "lower": 0.0}}
     loss = LeastSquares(problems.decay_residuals, params=params)
     lm = LevenbergMarquardt(tol=TOL, options={"use_residuals": False})
     res = minimize_batch(lm, loss, [1.0, 1.0], (t, y))
-    assert res.info["method"] == "each"
+    assert res.info["method"] == "lm_hessian"
     assert np.all(res.x[:, 0] <= 1.2) and np.all(res.x[:, 1] >= 0.0)
     assert (res.x[:, 0] == 1.2).any()  # the bound holds some members
 

@@ -76,7 +76,7 @@ def test_args_must_be_a_tuple():
 
 
 def test_batch_member_fits_of_a_jax_loss_share_one_compilation():
-    """Bounds send a scalar JAX loss to member-by-member fits; they compile only once."""
+    """Member-by-member fits (``vectorize=False``) of a scalar JAX loss compile only once."""
     TRACES.clear()
     toys = _toys(6, size=100)
     loss = SimpleLoss(
@@ -85,10 +85,10 @@ def test_batch_member_fits_of_a_jax_loss_share_one_compilation():
         params={"mu": 0.0, "sigma": {"value": 1.0, "lower": 0.1}},
         backend="jax",
     )
-    res = minimize_batch(LevenbergMarquardt(tol=1e-10), loss, [0.0, 1.0], (toys,))
+    res = minimize_batch(LevenbergMarquardt(tol=1e-10), loss, [0.0, 1.0], (toys,), vectorize=False)
     assert res.info["method"] == "each" and res.valid.all()
     np.testing.assert_allclose(res.x, np.array([_analytic(t) for t in toys]), rtol=1e-6)
     traced_for_six = len(TRACES)
     TRACES.clear()
-    minimize_batch(LevenbergMarquardt(tol=1e-10), loss, [0.0, 1.0], (toys[:2],))
+    minimize_batch(LevenbergMarquardt(tol=1e-10), loss, [0.0, 1.0], (toys[:2],), vectorize=False)
     assert len(TRACES) == 0 < traced_for_six  # the programs of the first batch serve

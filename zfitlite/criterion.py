@@ -15,6 +15,7 @@ __all__ = [
     "ConvergenceCriterion",
     "Measure",
     "bounded_edm",
+    "bounded_edm_ops",
     "edm",
     "free_mask",
     "lsq_goal",
@@ -111,6 +112,31 @@ def free_mask(x: Any, g: Any, lower: Any, upper: Any, at_limit: Any = None) -> A
     lo_side = np.abs(x - lower) <= np.abs(upper - x)
     held = at_limit & ((lo_side & (g > 0)) | (~lo_side & (g < 0)))
     return ~held
+
+
+def bounded_edm_ops(ops: Any, g: Any, H: Any, free: Any) -> Any:
+    """:func:`bounded_edm` for a native solver: the scipy version on numpy (eager), an
+    array-namespace version inside a traced (JAX) program.
+
+    The traced version keeps the free parameters by masking (held rows and columns become
+    the identity, their gradient zero) instead of slicing, and replaces a Hessian that is
+    not positive definite by its absolute-eigenvalue version, as :func:`edm` does.
+    """
+    if not ops.compiles:
+        return bounded_edm(g, H, free)
+    xp = ops.xp
+    n = g.shape[0]
+    eye = xp.eye(n)
+    Hs = xp.where(free[:, None] & free[None, :], 0.5 * H + 0.5 * H.T, eye)
+    gm = xp.where(free, g, 0.0)
+    finite = xp.all(xp.isfinite(Hs)) & xp.all(xp.isfinite(gm))
+    Hs = xp.where(finite, Hs, eye)
+    w, v = xp.linalg.eigh(Hs)
+    absw = xp.abs(w)
+    w_pd = xp.maximum(absw, xp.maximum(xp.max(absw) * 1e-10, _TINY))
+    y = v.T @ gm
+    e = 0.5 * xp.sum(y * y / w_pd)  # equals g^T H^-1 g / 2 where H is positive definite
+    return xp.where(finite & xp.isfinite(e) & (e >= 0), e, xp.inf)
 
 
 def lsq_goal(xp: Any, tol_errordef: Any, f: Any, m: Any, n: int) -> Any:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 __all__ = [
     "BATCH_CACHE_ATTR",
@@ -159,6 +160,17 @@ class ArrayOps:
     def svd(self, A: Any) -> tuple[Any, Any, Any]:
         """Thin SVD ``A = U diag(s) Vt``."""
         return np.linalg.svd(A, full_matrices=False)
+
+    def cholesky_solve(self, A: Any, b: Any) -> tuple[Any, Any]:
+        """``(A^-1 b, ok)`` through a Cholesky factorisation; ``ok`` is False (and the
+        solution not to be used) when ``A`` is not positive definite or the solution is
+        not finite."""
+        xp = self.xp
+        L = xp.linalg.cholesky(A)  # NaN where A is not positive definite (JAX)
+        ok = xp.all(xp.isfinite(L))
+        x = xp.linalg.solve(xp.where(ok, A, xp.eye(A.shape[0])), b)
+        ok = ok & xp.all(xp.isfinite(x))
+        return xp.where(ok, x, 0.0), ok
 
     def jit(self, fn: Callable, static_argnums: tuple[int, ...] = ()) -> Callable:
         """Compile ``fn`` (identity on numpy)."""
@@ -308,6 +320,15 @@ def _stack(outs: list) -> Any:
 
 class NumpyOps(ArrayOps):
     """Plain Python control flow and numpy arrays."""
+
+    def cholesky_solve(self, A: Any, b: Any) -> tuple[Any, Any]:
+        try:
+            c = scipy.linalg.cho_factor(A)
+        except (np.linalg.LinAlgError, ValueError):
+            return np.zeros_like(b), False
+        x = scipy.linalg.cho_solve(c, b)
+        ok = bool(np.all(np.isfinite(x)))
+        return (x if ok else np.zeros_like(b)), ok
 
 
 numpy_ops = NumpyOps()

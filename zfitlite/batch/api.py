@@ -42,7 +42,7 @@ def minimize_batch(
         (:meth:`~zfitlite.solvers.base.BaseMinimizer.vectorised_core`:
         :class:`~zfitlite.minimize.LevenbergMarquardt` on a ``LeastSquares`` loss,
         :class:`~zfitlite.minimize.BFGS` on an unbounded loss) runs that core vectorised
-        (``info["method"]`` is ``"lm"`` or ``"bfgs"``); every other minimizer (Minuit,
+        (``info["method"]`` is ``"lm"``, ``"lm_hessian"`` or ``"bfgs"``); every other minimizer (Minuit,
         the scipy methods, ...), and losses that do not trace under JAX, are fitted
         member by member with ``minimizer`` itself (``info["method"] == "each"``).
     loss : LeastSquares, SimpleLoss or callable

@@ -19,7 +19,8 @@ class _Problem:
     """What a chunk needs to solve its members (pickled to workers).
 
     ``kind`` is ``"lsq"`` (``func`` gives residuals) or ``"scalar"`` (``func`` gives the
-    loss value); ``method`` is ``"lm"``, ``"bfgs"`` (vectorised on JAX) or ``"each"``
+    loss value); ``method`` is ``"lm"``, ``"lm_hessian"``, ``"bfgs"`` (vectorised on JAX)
+    or ``"each"``
     (one fit per member with ``minimizer``).
     """
 

@@ -33,7 +33,8 @@ class BatchFitResult:
     nobs : numpy.ndarray of int
         Observed residuals per member (-1 where unknown: scalar losses).
     info : dict
-        ``method`` ("lm", "bfgs" or "each": one fit per member), ``backend``,
+        ``method`` ("lm", "lm_hessian", "bfgs": the minimizer's vectorised core, or "each":
+        one fit per member with the minimizer itself), ``backend``,
         ``chunk_size``, ``nchunks`` and ``time`` (seconds, wall clock).
 
     Examples
@@ -238,13 +239,15 @@ class BatchFitResult:
             "niter": int(self.niter[k]),
             "backend": problem.backend,
             "loop": "batched",
-            "method": "gauss-newton" if problem.method == "lm" else "bfgs",
+            "method": {"lm": "gauss-newton", "lm_hessian": "damped-newton"}.get(
+                problem.method, problem.method
+            ),
             "id": self.ids[k],
             "index": k,
             "nobs": int(self.nobs[k]),
             "original": None,
         }
-        if problem.method == "lm":
+        if problem.method in ("lm", "lm_hessian"):
             info["lambda"] = float(self._extra["lam"][k])
         result = FitResult(
             params=params,

@@ -75,10 +75,21 @@ def _lm_batch(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tu
     return ops.vmap(one, in_axes=(0, 0))(x0, data)
 
 
-def _bfgs_member(static: tuple, x0: Any, cfg: Any, data: tuple, ops: Any):
-    from ..solvers.bfgs_native import BFGSSolver
+def _value_solver(method: str, fns: Any, ops: Any, lower: Any, upper: Any, cfg: Any) -> Any:
+    """The native solver of a method that works on the loss value (BFGS, damped Newton)."""
+    if method == "bfgs":
+        from ..solvers.bfgs_native import BFGSSolver
 
-    fns, kind, func = static
+        return BFGSSolver(fns, ops, cfg)
+    from ..solvers.levenberg_marquardt import LMSolver
+
+    return LMSolver(fns, ops, lower, upper, cfg)
+
+
+def _value_member(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
+    """One member of a solve on the loss value: its data (missing points masked for a
+    least-squares loss) and the one driver."""
+    fns, kind, func, method = static
     xp = ops.xp
     if kind == "lsq":
         mask, filled = _prepare_member(ops, func, x0, data)
@@ -88,14 +99,14 @@ def _bfgs_member(static: tuple, x0: Any, cfg: Any, data: tuple, ops: Any):
         args = data
         mask = xp.zeros((0,), dtype=bool)
         nobs = xp.asarray(-1)
-    return solve(BFGSSolver(fns, ops, cfg), x0, args), mask, nobs
+    return solve(_value_solver(method, fns, ops, lower, upper, cfg), x0, args), mask, nobs
 
 
-def _bfgs_batch(static: tuple, x0: Any, cfg: Any, data: tuple, ops: Any):
-    """BFGS on every member: ``vmap`` of the single solve."""
+def _value_batch(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
+    """A solve on the loss value for every member: ``vmap`` of the single solve."""
 
     def one(x0_: Any, data_: tuple) -> tuple:
-        out, mask, nobs = _bfgs_member(static, x0_, cfg, data_, ops)
+        out, mask, nobs = _value_member(static, x0_, lower, upper, cfg, data_, ops)
         return (*pack(ops.xp, out), mask, nobs)
 
     return ops.vmap(one, in_axes=(0, 0))(x0, data)
@@ -132,23 +143,29 @@ def _solve_vectorised(problem: _Problem, x0: np.ndarray, data: tuple) -> dict[st
             lambda: lambda x0, lo, hi, cfg, data: _lm_batch(static, x0, lo, hi, cfg, data, ops),
         )
         out = solve(x0p, problem.lower, problem.upper, cfg, datap)
-    else:
-        from ..solvers.bfgs_native import BFGSSettings, native_bfgs_functions
-
+    else:  # "bfgs" or "lm_hessian": a solve on the loss value
         if problem.kind == "lsq":
             value = _masked(ops, problem.func).value  # type: ignore[attr-defined]
         else:
             value = _scalar_value(ops, problem.func)
-        fns = native_bfgs_functions(ops, value)
-        cfg = BFGSSettings(**st)
-        static = (fns, problem.kind, problem.func)
+        if problem.method == "bfgs":
+            from ..solvers.bfgs_native import BFGSSettings, native_bfgs_functions
+
+            fns = native_bfgs_functions(ops, value)
+            cfg = BFGSSettings(**st)
+        else:
+            from ..solvers.levenberg_marquardt import LMConfig, native_hess_functions
+
+            fns = native_hess_functions(ops, value)
+            cfg = LMConfig(**st)
+        static = (fns, problem.kind, problem.func, problem.method)
         solve = remembered_jit(
             ops,
             problem.func,
-            ("batch_bfgs", ops.name, problem.kind),
-            lambda: lambda x0, cfg, data: _bfgs_batch(static, x0, cfg, data, ops),
+            ("batch_" + problem.method, ops.name, problem.kind),
+            lambda: lambda x0, lo, hi, cfg, data: _value_batch(static, x0, lo, hi, cfg, data, ops),
         )
-        out = solve(x0p, cfg, datap)
+        out = solve(x0p, problem.lower, problem.upper, cfg, datap)
     *packed, mask, nobs = (np.asarray(a)[:b] for a in out)
     o = unpack(tuple(packed))
     return {
@@ -174,4 +191,8 @@ def _settings(minimizer: Any, method: str, errordef: float, n: int) -> dict[str,
         return settings
     if method == "bfgs":
         return minimizer.bfgs_settings(errordef, minimizer._maxiter_for(n))._asdict()
+    if method == "lm_hessian":
+        maxfev = float(minimizer._maxiter_for(n))
+        cfg = minimizer._config()._replace(tol_errordef=minimizer.tol * errordef, maxfev=maxfev)
+        return cfg._asdict()
     return {}

@@ -84,7 +84,7 @@ def solve(
 
     Pure (traceable) when ``report`` is None: call it inside ``ops.jit`` to compile the
     whole solve, inside ``ops.vmap`` to solve a batch. ``report(state)`` (eager only) is
-    called after each step.
+    called with the initial state and after each step.
     """
     ops = solver.ops
     # an overflowing or NaN trial point is a rejected step, not a warning
@@ -98,6 +98,7 @@ def solve(
                 state,
             )
         else:
+            report(state)
             while not solver.terminate(state):
                 state = solver.step(state, args)
                 report(state)

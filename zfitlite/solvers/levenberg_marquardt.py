@@ -18,95 +18,240 @@ The solver is configuration (this class) plus pure functions over an explicit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, TypeAlias
 
 import numpy as np
-import scipy.linalg
 
 from ..backends import get_backend
-from ..backends.ops import numpy_ops, remembered_jit
-from ..criterion import bounded_edm, free_mask
+from ..backends.ops import ArrayOps, numpy_ops, remembered, remembered_jit
+from ..criterion import bounded_edm_ops, free_mask
 from ..exceptions import MaximumIterationReached
-from ..status import Status
+from ..status import RUNNING, Status
 from .base import BaseMinimizer, IterationState, SolverOutput
-from .driver import pack, solve, unpack
+from .driver import Outcome, pack, solve, unpack
 from .lm_least_squares import LSQSettings, LSQSolver, eager_functions, native_functions
 
-__all__ = ["LMState", "LevenbergMarquardt"]
+__all__ = ["LMConfig", "LMSolver", "LMState", "LevenbergMarquardt"]
+
+#: An array of the solver's namespace: numpy, or a traced JAX array inside a program.
+Array: TypeAlias = Any
 
 
-@dataclass(frozen=True)
-class LMState:
-    """Everything that changes during a Levenberg-Marquardt run."""
+class LMConfig(NamedTuple):
+    """The numbers of a damped-Hessian solve (traced on JAX: changing them never recompiles)."""
 
-    x: np.ndarray
-    f: float
-    g: np.ndarray
-    H: np.ndarray
-    lam: float
-    edm: float
-    niter: int = 0
-    nreject: int = 0
-
-
-@dataclass(frozen=True)
-class LMConfig:
-    """The numbers that define the damping schedule."""
-
-    rho_min: float
-    rho_max: float
-    lam0: float
+    rho_min: float  # below: the model was too optimistic, the damping grows
+    rho_max: float  # between rho_min and rho_max the damping shrinks
+    lam0: float  # initial damping
     lam_up: float
     lam_down: float
-    lam_max: float
-    max_reject: int
+    lam_max: float  # damping at which the solve gives up (NO_STEP)
+    max_reject: float  # consecutive rejected steps before giving up
+    tol_errordef: float = np.inf  # the goal: converged when EDM < tol * errordef
+    maxfev: float = np.inf  # evaluations budget (inf: the evaluator enforces maxiter)
 
 
-def damping_scale(H: np.ndarray) -> np.ndarray:
-    """Marquardt's diagonal ``|diag H|``, floored so that no direction is undamped."""
-    d = np.abs(np.diag(H))
-    floor = max(d.max(initial=0.0) * 1e-12, 1e-300)
-    return np.where(
-        np.isfinite(d) & (d > floor), d, max(floor, 1.0 if d.max(initial=0.0) == 0 else floor)
+class LMState(NamedTuple):
+    """Everything that changes during a damped-Hessian Levenberg-Marquardt run (``n``
+    parameters; scalars are 0-d arrays or Python numbers)."""
+
+    x: Array  # (n,) the current point
+    f: Array  # the loss at x
+    g: Array  # (n,) its gradient
+    H: Array  # (n, n) its Hessian (undamped)
+    lam: Array  # the damping for the next step
+    edm: Array  # the EDM over the parameters free of their bounds
+    niter: Array  # int: accepted steps
+    nreject: Array  # int: consecutive rejected steps
+    nfev: Array  # int: loss evaluations (value, or value + gradient + Hessian)
+    status: Array  # int: RUNNING or a Status value
+
+
+@dataclass(frozen=True, eq=False)
+class HessFunctions:
+    """``value(x, args)`` and ``value_gradient_hessian(x, args)`` of a scalar loss."""
+
+    value: Callable[[Any, tuple], Any]
+    value_gradient_hessian: Callable[[Any, tuple], tuple[Any, Any, Any]]
+
+
+def damping_scale(xp: Any, H: Array, free: Array) -> Array:
+    """Marquardt's diagonal ``|diag H|`` over the free parameters, floored so that no
+    direction is undamped."""
+    d = xp.abs(xp.diagonal(H))
+    dmax = xp.max(xp.where(free, d, 0.0))
+    floor = xp.maximum(dmax * 1e-12, 1e-300)
+    fallback = xp.where(dmax == 0, xp.maximum(floor, 1.0), floor)
+    return xp.where(xp.isfinite(d) & (d > floor), d, fallback)
+
+
+def damped_step(ops: ArrayOps, g: Array, H: Array, lam: Array, free: Array) -> tuple:
+    """``(h, ok)``: ``(H + lam * D) h = -g`` over the free parameters (zero for the others);
+    ``ok`` is False when the damped matrix is not positive definite."""
+    xp = ops.xp
+    n = g.shape[0]
+    A = H + lam * xp.diag(damping_scale(xp, H, free))
+    A = xp.where(free[:, None] & free[None, :], A, xp.eye(n))
+    h, ok = ops.cholesky_solve(A, -xp.where(free, g, 0.0))
+    return xp.where(free, h, 0.0), ok
+
+
+def update_damping(xp: Any, lam: Array, rho: Array, cfg: LMConfig) -> Array:
+    """The damping after an accepted step with gain ratio ``rho``."""
+    up = xp.minimum(lam * cfg.lam_up, cfg.lam_max)
+    down = xp.maximum(lam / cfg.lam_down, 1e-15)
+    return xp.where(rho < cfg.rho_min, up, xp.where(rho <= cfg.rho_max, down, lam))
+
+
+def lm_init(
+    fns: HessFunctions,
+    ops: ArrayOps,
+    x0: Array,
+    lower: Array,
+    upper: Array,
+    cfg: LMConfig,
+    args: tuple,
+) -> LMState:
+    """The state at ``x0``: value, gradient, Hessian and EDM (converged at once if below goal)."""
+    xp = ops.xp
+    f, g, H = fns.value_gradient_hessian(x0, args)
+    edm = bounded_edm_ops(ops, g, H, free_mask(x0, g, lower, upper))
+    status = xp.where(edm < cfg.tol_errordef, int(Status.CONVERGED), RUNNING)
+    status = xp.where(xp.isfinite(f), status, int(Status.NONFINITE))
+    zero = xp.asarray(0)
+    return LMState(x0, f, g, H, xp.asarray(cfg.lam0), edm, zero, zero, 1 + zero, status)
+
+
+def lm_step(
+    fns: HessFunctions,
+    ops: ArrayOps,
+    st: LMState,
+    lower: Array,
+    upper: Array,
+    cfg: LMConfig,
+    args: tuple,
+) -> LMState:
+    """One damped Newton step: solve, clip into the box, accept on a real decrease."""
+    xp = ops.xp
+    h, ok = damped_step(ops, st.g, st.H, st.lam, free_mask(st.x, st.g, lower, upper))
+    x_new = xp.clip(st.x + h, lower, upper)
+    h = x_new - st.x
+    pred = -(st.g @ h + 0.5 * h @ st.H @ h)
+    moved = ok & xp.any(h != 0)
+    f_new = ops.cond(moved, lambda x: fns.value(x, args), lambda x: st.f, x_new)
+    accept = moved & xp.isfinite(f_new) & (f_new < st.f) & (pred > 0)
+    rho = (st.f - f_new) / xp.where(pred > 0, pred, 1.0)
+
+    def fresh(x: Array) -> tuple:
+        f2, g2, H2 = fns.value_gradient_hessian(x, args)
+        return f2, g2, H2, bounded_edm_ops(ops, g2, H2, free_mask(x, g2, lower, upper))
+
+    def keep(x: Array) -> tuple:
+        return st.f, st.g, st.H, st.edm
+
+    f2, g2, H2, edm = ops.cond(accept, fresh, keep, x_new)
+    # a rejected step (or no positive-definite damped matrix) raises the damping
+    lam_reject = xp.where(ok, st.lam, xp.maximum(st.lam, 1e-8)) * cfg.lam_up
+    lam = xp.where(
+        accept, update_damping(xp, st.lam, rho, cfg), xp.minimum(lam_reject, cfg.lam_max)
+    )
+    nreject = xp.where(accept, 0, st.nreject + 1)
+    nfev = st.nfev + xp.where(moved, 1, 0) + xp.where(accept, 1, 0)
+    converged = accept & (edm < cfg.tol_errordef)
+    stuck = ~accept & ((nreject >= cfg.max_reject) | (lam >= cfg.lam_max))
+    status = xp.where(
+        converged, int(Status.CONVERGED), xp.where(stuck, int(Status.NO_STEP), RUNNING)
+    )
+    status = xp.where((status == RUNNING) & (nfev >= cfg.maxfev), int(Status.MAXITER), status)
+    return LMState(
+        x=ops.where(accept, x_new, st.x),
+        f=f2,
+        g=g2,
+        H=H2,
+        lam=lam,
+        edm=edm,
+        niter=st.niter + xp.where(accept, 1, 0),
+        nreject=nreject,
+        nfev=nfev,
+        status=xp.where(st.status == RUNNING, status, st.status),
     )
 
 
-def damped_step(g: np.ndarray, H: np.ndarray, lam: float) -> np.ndarray | None:
-    """Solve ``(H + lam * D) h = -g``; None when the damped matrix is not positive definite."""
-    A = H + lam * np.diag(damping_scale(H))
-    try:
-        c = scipy.linalg.cho_factor(A)
-    except (np.linalg.LinAlgError, ValueError):
-        return None
-    h = -scipy.linalg.cho_solve(c, g)
-    return h if np.all(np.isfinite(h)) else None
+def lm_postprocess(ops: ArrayOps, st: LMState) -> Outcome:
+    """The end of a damped-Hessian solve: the state's point, derivatives and EDM."""
+    xp = ops.xp
+    return Outcome(
+        x=st.x,
+        f=st.f,
+        g=st.g,
+        H=st.H,
+        edm=st.edm,
+        status=st.status,
+        niter=st.niter,
+        nfev=st.nfev,
+        njev=st.nfev,
+        lam=st.lam,
+        delta=xp.asarray(0.0),
+    )
 
 
-def bounded_step(g: np.ndarray, H: np.ndarray, lam: float, free: np.ndarray) -> np.ndarray | None:
-    """:func:`damped_step` in the subspace of the free parameters (zero for the others)."""
-    h = np.zeros_like(g)
-    if not free.any():
-        return h
-    sub = damped_step(g[free], H[np.ix_(free, free)], lam)
-    if sub is None:
-        return None
-    h[free] = sub
-    return h
+@dataclass(frozen=True)
+class LMSolver:
+    """Levenberg-Marquardt on the loss's Hessian (zfit's mode 0) as a native solver."""
+
+    fns: HessFunctions
+    ops: ArrayOps
+    lower: Array
+    upper: Array
+    cfg: LMConfig
+
+    def init(self, x0: Array, args: tuple) -> LMState:
+        return lm_init(self.fns, self.ops, x0, self.lower, self.upper, self.cfg, args)
+
+    def step(self, state: LMState, args: tuple) -> LMState:
+        return lm_step(self.fns, self.ops, state, self.lower, self.upper, self.cfg, args)
+
+    def terminate(self, state: LMState) -> Array:
+        return state.status != RUNNING
+
+    def postprocess(self, state: LMState, args: tuple) -> Outcome:
+        return lm_postprocess(self.ops, state)
 
 
-def predicted_reduction(g: np.ndarray, H: np.ndarray, h: np.ndarray) -> float:
-    """Reduction of the loss predicted by the quadratic model, ``-(g.h + h.H.h / 2)``."""
-    return float(-(g @ h + 0.5 * h @ H @ h))
+def eager_hess_functions(evaluator: Any) -> HessFunctions:
+    """Value, and value-gradient-Hessian, through the evaluator (counted, budgeted, with
+    non-finite values handed to the strategy)."""
+
+    def value(x: Any, args: tuple) -> float:
+        return evaluator.value(x)
+
+    def value_gradient_hessian(x: Any, args: tuple) -> tuple:
+        f, g = evaluator.value_gradient(x)
+        return f, g, evaluator.hessian(x)
+
+    return HessFunctions(value, value_gradient_hessian)
 
 
-def update_damping(lam: float, rho: float, cfg: LMConfig) -> float:
-    """The damping after an accepted step with gain ratio ``rho``."""
-    if rho < cfg.rho_min:
-        return min(lam * cfg.lam_up, cfg.lam_max)
-    if rho <= cfg.rho_max:
-        return max(lam / cfg.lam_down, 1e-15)
-    return lam
+def native_hess_functions(ops: ArrayOps, value: Callable[[Any, tuple], Any]) -> HessFunctions:
+    """Value and value-gradient-Hessian of ``value(x, args)`` from the backend (remembered
+    on ``value``), for the compiled and batched solves."""
+
+    def build() -> HessFunctions:
+        value_and_grad = ops.value_and_grad(value)
+        hessian = ops.hessian(value)
+
+        def vgh(x: Any, args: tuple) -> tuple:
+            f, g = value_and_grad(x, args)
+            return f, g, hessian(x, args)
+
+        return HessFunctions(value, vgh)
+
+    return remembered(value, _HESS_CACHE_ATTR, type(ops).__name__, build)
+
+
+_HESS_CACHE_ATTR = "__zfitlite_lm_hessian__"
 
 
 class LevenbergMarquardt(BaseMinimizer):
@@ -223,9 +368,10 @@ class LevenbergMarquardt(BaseMinimizer):
             )
 
     def vectorised_core(self, kind: str, has_bounds: bool) -> str | None:
-        """``"lm"`` on a least-squares loss with ``use_residuals`` (the residual method,
-        bounds included); the damped-Hessian loop for scalar losses has no vectorised core."""
-        return "lm" if kind == "lsq" and self.options["use_residuals"] else None
+        """``"lm"`` (the residual method) on a least-squares loss with ``use_residuals``,
+        else ``"lm_hessian"`` (the damped-Hessian method on the loss value); both honour
+        bounds."""
+        return "lm" if kind == "lsq" and self.options["use_residuals"] else "lm_hessian"
 
     def _extra_settings(self) -> dict[str, Any]:
         return {"mode": self.mode, "rho_min": self.rho_min, "rho_max": self.rho_max}
@@ -239,7 +385,7 @@ class LevenbergMarquardt(BaseMinimizer):
             float(o["lam_up"]),
             float(o["lam_down"]),
             1e20,
-            int(o["max_reject"]),
+            float(int(o["max_reject"])),
         )
 
     def _minimize(self, evaluator: Any, criterion: Any, params: Any, init: Any) -> SolverOutput:
@@ -363,69 +509,37 @@ class LevenbergMarquardt(BaseMinimizer):
         )
 
     def _minimize_hessian(self, evaluator: Any, criterion: Any, params: Any) -> SolverOutput:
-        """zfit's mode 0: damped Newton on the loss's Hessian (the one loop for scalar losses)."""
-        cfg = self._config()
-        goal = criterion.goal
-        lower, upper = params.lower, params.upper
-        x = params.values.copy()
-        f, g = evaluator.value_gradient(x)
-        H = evaluator.hessian(x)
-        state = LMState(
-            x=x, f=f, g=g, H=H, lam=cfg.lam0, edm=bounded_edm(g, H, free_mask(x, g, lower, upper))
+        """zfit's mode 0: damped Newton on the loss's Hessian, through the one driver."""
+        cfg = self._config()._replace(tol_errordef=criterion.goal)
+        solver = LMSolver(
+            eager_hess_functions(evaluator), numpy_ops, params.lower, params.upper, cfg
         )
-        status = Status.NOT_CONVERGED
-        reported = -1
-        while True:
-            if state.niter != reported:
-                self._report(
-                    IterationState(
-                        state.niter, state.x.copy(), state.f, state.edm, {"lambda": state.lam}
+        report: Callable[[LMState], None] | None = None
+        if self._listening():
+            reported = [-1]
+
+            def report_state(st: LMState) -> None:
+                if int(st.niter) != reported[0]:
+                    reported[0] = int(st.niter)
+                    self._report(
+                        IterationState(
+                            int(st.niter),
+                            np.array(st.x),
+                            float(st.f),
+                            float(st.edm),
+                            {"lambda": float(st.lam)},
+                        )
                     )
-                )
-                reported = state.niter
-            if state.edm < goal:
-                status = Status.CONVERGED
-                break
-            h = bounded_step(state.g, state.H, state.lam, free_mask(state.x, state.g, lower, upper))
-            if h is None:
-                state = replace(
-                    state,
-                    lam=min(max(state.lam, 1e-8) * cfg.lam_up, cfg.lam_max),
-                    nreject=state.nreject + 1,
-                )
-            else:
-                x_new = np.clip(state.x + h, lower, upper)
-                h = x_new - state.x
-                pred = predicted_reduction(state.g, state.H, h)
-                f_new = evaluator.value(x_new) if np.any(h != 0) else state.f
-                if np.isfinite(f_new) and f_new < state.f and pred > 0:
-                    rho = (state.f - f_new) / pred
-                    f_new, g_new = evaluator.value_gradient(x_new)
-                    H_new = evaluator.hessian(x_new)
-                    state = LMState(
-                        x=x_new,
-                        f=f_new,
-                        g=g_new,
-                        H=H_new,
-                        lam=update_damping(state.lam, rho, cfg),
-                        edm=bounded_edm(g_new, H_new, free_mask(x_new, g_new, lower, upper)),
-                        niter=state.niter + 1,
-                        nreject=0,
-                    )
-                    continue
-                state = replace(
-                    state, lam=min(state.lam * cfg.lam_up, cfg.lam_max), nreject=state.nreject + 1
-                )
-            if state.nreject >= cfg.max_reject or state.lam >= cfg.lam_max:
-                status = Status.NO_STEP
-                break
+
+            report = report_state
+        out = unpack(pack(np, solve(solver, params.values.copy(), (), report)))
         return SolverOutput(
-            x=state.x,
-            fmin=state.f,
-            status=status,
-            niter=state.niter,
-            edm=state.edm,
-            gradient=state.g,
-            hessian=state.H,
-            extras={"lambda": state.lam},
+            x=out.x,
+            fmin=out.f,
+            status=Status(out.status),
+            niter=out.niter,
+            edm=out.edm,
+            gradient=out.g,
+            hessian=out.H,
+            extras={"lambda": out.lam},
         )
