@@ -26,6 +26,11 @@ examples:
   zfitlite --version
 """
 
+_NO_MATPLOTLIB = (
+    "zfitlite plots: the figures need matplotlib, which is not installed. Install the "
+    '`plot` extra: python -m pip install "zfitlite[plot]" (or pip install matplotlib).'
+)
+
 _NO_BENCHMARKS = (
     "zfitlite bench: the benchmark suite is not installed with the package; it is the "
     "benchmarks/ folder of the source repository. Run this command from the root of a "
@@ -137,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success; the demo returns 1 when a fit is invalid; 2 for a usage error.
+        0 on success; the demo returns 1 when a fit is invalid; 2 for a usage error or a
+        missing optional package (`bench` outside a checkout, `plots` without matplotlib).
 
     Examples
     --------
@@ -154,8 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bench":
         return _bench(args.names, args.list)
     if args.command == "plots":
-        import matplotlib
-
+        try:
+            import matplotlib
+        except ImportError:
+            print(_NO_MATPLOTLIB, file=sys.stderr)
+            return 2
         matplotlib.use("Agg")  # files only: no window
         from .plot import gallery
 
