@@ -435,6 +435,12 @@ def test_covariance_matches_analytic(quad_result):
     assert set(d) == {("mu", "mu"), ("mu", "nu"), ("nu", "mu"), ("nu", "nu")}
     assert d[("mu", "nu")] == pytest.approx(cov[0, 1], rel=1e-15)
     assert d[("nu", "nu")] == pytest.approx(cov[1, 1], rel=1e-15)
+    # by name too: a row per parameter (a newcomer's d["mu"]["nu"])
+    assert d["mu"] == {"mu": pytest.approx(cov[0, 0]), "nu": pytest.approx(cov[0, 1])}
+    assert d["nu"]["mu"] == d["mu", "nu"] == d[("nu", "mu")]
+    with pytest.raises(KeyError, match=r"no parameter 'zeta'; the parameters are \['mu', 'nu'\]"):
+        d["zeta"]
+    assert quad_result.covariance(["nu"], as_dict=True) == {("nu", "nu"): d["nu", "nu"]}
     sub = quad_result.covariance(params=["nu"])
     assert sub.shape == (1, 1)
     assert sub[0, 0] == pytest.approx(cov[1, 1], rel=1e-15)
@@ -451,6 +457,8 @@ def test_correlation(quad_result):
     d = quad_result.correlation(as_dict=True)
     assert d[("mu", "mu")] == pytest.approx(1.0, rel=1e-14)
     assert d[("mu", "nu")] == pytest.approx(expected, rel=1e-6)
+    assert d["nu"]["mu"] == pytest.approx(expected, rel=1e-6)
+    assert d["nu"]["nu"] == pytest.approx(1.0, rel=1e-14)
 
 
 def test_covariance_bad_selection(quad_result):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from .params import Params
 from .status import Status
 from .uncertainties import covariance_from_hessian, level, profile_interval
 
-__all__ = ["Approximations", "FitResult"]
+__all__ = ["Approximations", "FitResult", "ParamPairDict"]
 
 _FORMAT = "zfitlite.FitResult"
 _FORMAT_VERSION = 1
@@ -37,6 +37,38 @@ class Approximations:
     def to_dict(self) -> dict[str, Any]:
         """Plain lists (or None)."""
         return {k: None if v is None else np.asarray(v).tolist() for k, v in vars(self).items()}
+
+
+class ParamPairDict(dict):
+    """A matrix over named parameters as a dict: ``d["mu", "sigma"]`` or ``d["mu"]["sigma"]``.
+
+    The keys are name pairs ``(name_i, name_j)``, as zfit's ``covariance(as_dict=True)``
+    (there keyed by parameter objects); iterating, ``len`` and ``==`` see those pairs.
+    Indexing by a single name returns that parameter's row, ``{name_j: value}``.
+
+    Examples
+    --------
+    >>> d = ParamPairDict.from_matrix(["mu", "sigma"], [[1.0, 0.5], [0.5, 4.0]])
+    >>> d["mu", "sigma"], d["sigma"]["sigma"], d["sigma"]
+    (0.5, 4.0, {'mu': 0.5, 'sigma': 4.0})
+    """
+
+    @classmethod
+    def from_matrix(cls, names: Sequence[str], matrix: Any) -> ParamPairDict:
+        """The pairs of a square ``matrix`` whose rows and columns are ``names``."""
+        m = np.asarray(matrix, dtype=np.float64)
+        return cls(
+            ((a, b), float(m[i, j])) for i, a in enumerate(names) for j, b in enumerate(names)
+        )
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            row = {b: v for (a, b), v in self.items() if a == key}
+            if not row:
+                names = list(dict.fromkeys(a for a, _ in self))
+                raise KeyError(f"no parameter {key!r}; the parameters are {names}")
+            return row
+        return super().__getitem__(key)
 
 
 class FitResult:
@@ -259,7 +291,9 @@ class FitResult:
         method : {"hesse_np", "approx"}, optional
             Default: a covariance already computed, else ``"hesse_np"``.
         as_dict : bool
-            Return ``{(name_i, name_j): value}`` instead of an array.
+            Return a :class:`ParamPairDict` instead of an array: keyed by name pairs
+            ``d["mu", "sigma"]`` as in zfit, and by name as well, ``d["mu"]["sigma"]``
+            (a row: ``{name_j: value}``).
         """
         if method is None:
             method = next(iter(self._covariances), "hesse_np")
@@ -270,24 +304,20 @@ class FitResult:
         idx = self._indices(params)
         cov = self._covariances[method][np.ix_(idx, idx)]
         if as_dict:
-            names = [self.params_spec.names[i] for i in idx]
-            return {
-                (a, b): float(cov[i, j]) for i, a in enumerate(names) for j, b in enumerate(names)
-            }
+            return ParamPairDict.from_matrix([self.params_spec.names[i] for i in idx], cov)
         return cov.copy()
 
     def correlation(
         self, params: Any = None, method: str | None = None, as_dict: bool = False
     ) -> Any:
-        """Correlation matrix of the selected parameters (from :meth:`covariance`)."""
+        """Correlation matrix of the selected parameters (from :meth:`covariance`);
+        ``as_dict=True`` gives a :class:`ParamPairDict` as :meth:`covariance` does."""
         cov = self.covariance(params, method)
         sd = np.sqrt(np.diag(cov))
         corr = cov / np.outer(sd, sd)
         if as_dict:
             names = [self.params_spec.names[i] for i in self._indices(params)]
-            return {
-                (a, b): float(corr[i, j]) for i, a in enumerate(names) for j, b in enumerate(names)
-            }
+            return ParamPairDict.from_matrix(names, corr)
         return corr
 
     def hesse(
