@@ -150,13 +150,13 @@ def batch_demo(verbose: bool = True, batch: int = 2000) -> zfitlite.BatchFitResu
         )
         print()
         print(result)
-        pulls = (result.x - data["params"]) / result.errors()
+        pulls = (result.x - data["params"]) / result.hesse_errors
         print(
             f"   pulls (fit - truth) / Hesse error over the subjects: mean "
             f"{np.round(pulls.mean(axis=0), 3).tolist()}, std {np.round(pulls.std(axis=0), 3).tolist()}"
             " (honest errors: 0 and 1)"
         )
-        print(f"   {result.ids[0]}: {result[0].values}, errors {result.errors()[0].tolist()}")
+        print(f"   {result.ids[0]}: {result[0].values}, errors {result.hesse_errors[0].tolist()}")
     return result
 
 
