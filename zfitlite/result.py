@@ -1,7 +1,9 @@
 """FitResult: what a minimization found, how sure it is, and how to go on from it.
 
 A result is plain data (arrays, floats, dicts) plus references to the loss and the
-minimizer that produced it. It pickles (dropping a loss that cannot be pickled), and
+minimizer that produced it. It pickles; a loss that cannot be pickled, or not be loaded
+where the result is (a function of another process's ``__main__``), is dropped with a
+warning when the result is loaded, and the rest of the result is kept. It
 serialises to a dict or JSON that loading never executes.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -549,16 +552,68 @@ class FitResult:
         return cls.from_dict(parse_json(source))
 
     def __getstate__(self) -> dict[str, Any]:
+        # The loss, minimizer and criterion are pickled on their own, so that one that
+        # cannot be restored where the result is loaded (a function of another process's
+        # ``__main__``, a module not installed there) costs only itself, not the result.
         state = self.__dict__.copy()
-        for key in ("loss", "minimizer", "criterion"):
+        for key in _RESTORABLE:
             obj = state.get(key)
-            if obj is None:
-                continue
-            try:
-                pickle.dumps(obj)
-            except Exception:
-                state[key] = None
+            if obj is not None:
+                state[key] = _Pickled.of(obj)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key in _RESTORABLE:
+            if isinstance(state.get(key), _Pickled):
+                state[key] = state[key].restore(key)
+        self.__dict__.update(state)
+
+
+_RESTORABLE = ("loss", "minimizer", "criterion")
+
+
+@dataclass(frozen=True)
+class _Pickled:
+    """A part of a pickled :class:`FitResult` that may fail to load: its own pickle bytes
+    (``None`` when it could not be pickled), what it is and why it failed."""
+
+    data: bytes | None
+    what: str
+    reason: str = ""
+
+    @classmethod
+    def of(cls, obj: Any) -> _Pickled:
+        func = getattr(obj, "func", None) or getattr(obj, "residuals_func", None) or obj
+        module = getattr(func, "__module__", None) or type(func).__module__
+        name = getattr(func, "__qualname__", None) or type(func).__qualname__
+        what = f"{module}.{name}"
+        try:
+            return cls(pickle.dumps(obj), what)
+        except Exception as exc:
+            return cls(None, what, f"it could not be pickled: {type(exc).__name__}: {exc}")
+
+    def restore(self, key: str) -> Any:
+        reason = self.reason
+        if self.data is not None:
+            try:
+                return pickle.loads(self.data)
+            except Exception as exc:
+                reason = f"it could not be unpickled here: {type(exc).__name__}: {exc}"
+        if key == "criterion":  # holds the loss, whose warning says it all
+            return None
+        hint = (
+            "; hesse(method='hesse_np'), errors() and chaining need it: pass the loss again, "
+            "e.g. minimizer.minimize(loss, init=result)"
+            if key == "loss"
+            else ""
+        )
+        warnings.warn(
+            f"FitResult loaded without its {key} ({self.what}): {reason}. The values, status, "
+            f"covariance and errors are kept{hint}",
+            UserWarning,
+            stacklevel=4,
+        )
+        return None
 
 
 class _LowerMinimum(Exception):
