@@ -16,6 +16,7 @@ import numpy as np
 
 from .backends import CompiledLoss
 from .backends.base import COMPLEX_FIX, real_scalar
+from .backends.numpy_backend import VALUE_BEFORE_FAILURE
 from .exceptions import LossOutputError, MaximumIterationReached, ZfitliteError
 from .params import Params
 from .strategy import NonFiniteRecord, ZfitStrategy
@@ -306,6 +307,10 @@ class LossEvaluator:
         except (MaximumIterationReached, KeyboardInterrupt):
             raise
         except Exception as exc:
+            # a value computed before a derivative failed still counts (best_x/best_value)
+            before = getattr(exc, VALUE_BEFORE_FAILURE, None)
+            if isinstance(before, (float, np.floating)) and math.isfinite(before):
+                self._remember(x, float(before))
             raise self.wrap_error(exc, what, x) from exc
 
     def _remember(self, x: np.ndarray, value: float) -> None:
