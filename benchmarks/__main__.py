@@ -1,4 +1,5 @@
-"""``python -m benchmarks``: run every benchmark module and print the tables."""
+"""``python -m benchmarks [names]``: run the benchmark modules (all, or those named, with
+or without the ``bench_`` prefix: ``python -m benchmarks firstcall``) and print the tables."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def main() -> int:
     names = sorted(
         m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
     )
-    only = set(sys.argv[1:])
+    only = {a if a.startswith("bench_") else f"bench_{a}" for a in sys.argv[1:]}
     for name in names:
         if only and name not in only:
             continue

@@ -388,6 +388,61 @@ def unknown_option():
     np.testing.assert_allclose(ok.x, [1.0, 2.0], atol=1e-6)
 
 
+def _unpacking_nll(p):
+    mu, sigma = p
+    return (mu - 1.0) ** 2 + (sigma - 2.0) ** 2
+
+
+def start_count_unpacked():
+    """Three start values for ``mu, sigma = p``: the hint names the parameter count."""
+    for backend in ("numpy", "jax"):
+        loss = SimpleLoss(_unpacking_nll, errordef=1.0, backend=backend)
+        for x0, given in (
+            ([1.0, 2.0, 3.0], "3 start values were given \\['p0', 'p1', 'p2'\\]"),
+            ([1.0], "1 start value were given \\['p0'\\]"),
+        ):
+            with pytest.raises(
+                LossEvaluationError,
+                match=rf"values to unpack \(expected 2.*\); the loss unpacks 2 parameters but "
+                rf"{given}: pass exactly one start value per parameter the loss reads \(2 here\)$",
+            ) as info:
+                LevenbergMarquardt().minimize(loss, x0)
+            assert "make the loss return a number" not in str(info.value)
+    # the right count fits
+    ok = LevenbergMarquardt(tol=1e-10).minimize(
+        SimpleLoss(_unpacking_nll, errordef=1.0), [0.0, 0.0]
+    )
+    np.testing.assert_allclose(ok.x, [1.0, 2.0], atol=1e-6)
+
+
+def model_argument_order():
+    """``from_data`` with the model written ``model(p, x)``: the hint names the order."""
+    x = np.linspace(0.0, 1.0, 20)
+    y = 2.0 * x + 1.0
+
+    def wrong(p, x):
+        return p[0] * x + p[1]
+
+    for backend in ("numpy", "jax"):
+        loss = zfitlite.LeastSquares.from_data(wrong, x, y, backend=backend)
+        for minimizer in (LevenbergMarquardt(), ScipyLeastSquares()):
+            with pytest.raises(
+                LossEvaluationError,
+                match=r"(\(20,\),? \(2,\)).*; an array of the 2 parameters met the 20 data "
+                r"points: LeastSquares\.from_data calls model\(x, p\), data first; a model "
+                r"written model\(p, x\) must swap its arguments",
+            ):
+                minimizer.minimize(loss, [1.0, 1.0])
+        right = zfitlite.LeastSquares.from_data(lambda x, p: wrong(p, x), x, y, backend=backend)
+        np.testing.assert_allclose(LevenbergMarquardt().minimize(right, [1.0, 1.0]).x, [2.0, 1.0])
+    # a plain loss whose arrays do not broadcast with the parameters gets the generic hint
+    with pytest.raises(LossEvaluationError, match=r"check the order of the function's arguments"):
+        LevenbergMarquardt().minimize(
+            SimpleLoss(lambda p: float(np.sum((y - p) ** 2)), errordef=1.0, backend="numpy"),
+            [1.0, 1.0],
+        )
+
+
 def global_without_bounds():
     loss = SimpleLoss(quadratic, errordef=1.0)
     half = {"p0": {"value": 0.5, "lower": -5.0, "upper": 5.0}, "p1": 0.5}
@@ -422,6 +477,8 @@ CASES = [
     pytest.param(_bad_start(float("inf")), id="start-inf"),
     pytest.param(start_outside_bounds, id="start-outside-bounds"),
     pytest.param(start_wrong_length, id="start-wrong-length"),
+    pytest.param(start_count_unpacked, id="start-count-unpacked"),
+    pytest.param(model_argument_order, id="model-argument-order"),
     pytest.param(lower_gt_upper, id="lower-gt-upper"),
     pytest.param(duplicate_names, id="duplicate-names"),
     pytest.param(empty_params, id="empty-params"),

@@ -83,7 +83,7 @@ def test_straight_line_matches_the_analytic_solution():
             np.testing.assert_allclose(
                 [errs["p0"]["error"], errs["p1"]["error"]], np.sqrt(np.diag(cov)), rtol=1e-6
             )
-    np.testing.assert_allclose(res.errors()[3], np.sqrt(np.diag(cov)), rtol=1e-9)
+    np.testing.assert_allclose(res.hesse_errors[3], np.sqrt(np.diag(cov)), rtol=1e-9)
 
 
 def test_shared_and_per_member_starts(decay):
@@ -124,7 +124,7 @@ def test_nan_masking_equals_dropping_the_points():
     assert masked.fmin[0] == pytest.approx(dropped.fmin[0], rel=1e-9)
     assert masked.nobs[0] == 8 == dropped.nobs[0]
     assert masked.niter[0] == dropped.niter[0]
-    np.testing.assert_allclose(masked.errors(), dropped.errors(), rtol=1e-7)
+    np.testing.assert_allclose(masked.hesse_errors, dropped.hesse_errors, rtol=1e-7)
 
 
 def test_per_member_failures_are_statuses(decay):
@@ -210,7 +210,7 @@ def test_bfgs_on_a_scalar_loss_matches_the_analytic_minimum():
     errs = res[0].hesse(method="approx")
     assert errs["p0"]["error"] == pytest.approx(samples[0].std() / np.sqrt(40), rel=1e-5)
     # the batch's own covariance (errordef 0.5) gives the same for every member
-    np.testing.assert_allclose(res.errors()[:, 0], samples.std(axis=1) / np.sqrt(40), rtol=1e-5)
+    np.testing.assert_allclose(res.hesse_errors[:, 0], samples.std(axis=1) / np.sqrt(40), rtol=1e-5)
     assert res.nobs[0] == -1
 
 
@@ -326,6 +326,36 @@ def test_result_arrays_indexing_iteration_and_summary(decay):
     # members pickle (plain data)
     again = pickle.loads(pickle.dumps(res[0]))
     np.testing.assert_array_equal(again.x, res.x[0])
+
+
+def test_hesse_errors_are_named_apart_from_profile_errors(decay):
+    """``batch.hesse_errors`` is an array (``[:, 0]`` works); ``FitResult.errors()`` stays
+    zfit's profile errors; a member from ``by_id`` prints its Hesse errors."""
+    t, y = decay["t"][:4], decay["y"][:4]
+    ids = ["a", "b", "c", "d"]
+    for residuals in (problems.decay_residuals, problems.decay_residuals_numpy):
+        res = minimize_batch(
+            LevenbergMarquardt(tol=TOL), LeastSquares(residuals), [1.0, 1.0], (t, y), ids=ids
+        )
+        errs = res.hesse_errors
+        assert errs.shape == (4, 2) and np.all(errs[:, 0] > 0)
+        cov = res.covariance()
+        np.testing.assert_allclose(errs, np.sqrt(np.diagonal(cov, axis1=1, axis2=2)))
+        member = res.by_id("c")
+        stored = member.params["p0"]["hesse"]
+        assert stored["method"] == "approx"
+        assert stored["error"] == pytest.approx(errs[2, 0], rel=1e-9)
+        text = str(member)
+        assert "hesse error" in text
+        assert f"{errs[2, 0]:.3g}" in text.split("p0", 1)[1].splitlines()[0]
+        # the profile errors of the member: a different method, close for this near-linear fit
+        profile, new = member.errors(params=["p0"])
+        assert new is None
+        assert -profile["p0"]["lower"] == pytest.approx(errs[2, 0], rel=0.1)
+        assert profile["p0"]["upper"] == pytest.approx(errs[2, 0], rel=0.1)
+        with pytest.warns(DeprecationWarning, match=r"use the array batch\.hesse_errors"):
+            old = res.errors()
+        np.testing.assert_array_equal(old, errs)
 
 
 def test_bad_input_is_reported():

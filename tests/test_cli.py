@@ -85,3 +85,18 @@ def test_python_dash_m_help():
     )
     assert out.stdout.startswith("usage: zfitlite")
     assert "bench" in out.stdout
+
+
+def test_plots_without_matplotlib_names_the_extra(tmp_path):
+    """After the README's install (no `plot` extra) `zfitlite plots` exits with 2 and says
+    what to install, with no traceback."""
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from zfitlite.__main__ import main\n"
+        f"raise SystemExit(main(['plots', {str(tmp_path / 'figs')!r}]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "zfitlite[plot]" in out.stderr and "matplotlib" in out.stderr
+    assert not (tmp_path / "figs").exists()

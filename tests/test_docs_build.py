@@ -97,6 +97,15 @@ def test_api_reference_is_generated(built):
         assert f'id="{name}"' in text, f"the API reference does not document {name}"
 
 
+def test_api_reference_lists_minimizers_alphabetically(built):
+    """BaseMinimizer first, SHGO among the S's (not first, as ``__all__`` sorts it)."""
+    text = (built / "api.html").read_text(encoding="utf-8")
+    names = re.findall(r'<dt class="sig sig-object py" id="zfitlite\.minimize\.(\w+)"', text)
+    assert names[0] == "BaseMinimizer", names
+    assert names == sorted(names), names
+    assert names.index("Minuit") < names.index("SHGO") < names.index("ScipyBFGS")
+
+
 def test_images_are_copied(built):
     for page in toctree_pages():
         for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (DOCS / f"{page}.md").read_text()):

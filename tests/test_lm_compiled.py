@@ -196,10 +196,8 @@ def test_plateau_start_is_not_a_valid_answer():
     There the b2 column of the Jacobian vanishes; the result must not claim a valid
     minimum at the wrong point. With the default radius (factor 10) it is solved.
     """
-    from zfitlite.testing.nist import default_nist_dir, load_problem
+    from zfitlite.testing.nist import load_problem
 
-    if default_nist_dir() is None:
-        pytest.skip("NIST StRD data folder not found")
     problem = load_problem("BoxBOD")
     loss = zfitlite.LeastSquares(lambda b: problem.residuals(b), backend="numpy")
     bad = LevenbergMarquardt(tol=1e-10, options={"factor": 100.0}).minimize(loss, problem.starts[0])

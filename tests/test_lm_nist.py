@@ -19,11 +19,7 @@ import scipy.optimize
 
 import zfitlite
 from zfitlite.minimize import LevenbergMarquardt
-from zfitlite.testing.nist import PROBLEM_NAMES, default_nist_dir, load_problem
-
-pytestmark = pytest.mark.skipif(
-    default_nist_dir() is None, reason="NIST StRD data folder not found"
-)
+from zfitlite.testing.nist import PROBLEM_NAMES, load_problem
 
 CASES = [(name, k) for name in PROBLEM_NAMES for k in (0, 1)]
 # Lanczos1's certified RSS (1.4e-25) is below what float64 residuals of O(1) data can

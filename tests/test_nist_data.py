@@ -3,8 +3,8 @@
 These check the data loader and the transcribed model formulas against the
 certified values of each file: the residual sum of squares at the certified
 parameters, and the certified standard deviations recomputed from the
-Jacobian. The whole module is skipped when the data files cannot be found
-(see :func:`zfitlite.testing.nist.default_nist_dir`).
+Jacobian. The data files are shipped in ``tests/data/nist-strd`` and found there
+by :func:`zfitlite.testing.nist.default_nist_dir`; nothing here skips.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from zfitlite.testing.nist import (
     load_problem,
 )
 
-NIST_DIR = default_nist_dir()
-if NIST_DIR is None or not NIST_DIR.is_dir():
-    pytest.skip(f"NIST StRD data not found (set {NIST_DIR_ENV})", allow_module_level=True)
+#: The copy of the data shipped with the tests.
+SHIPPED = Path(__file__).resolve().parent / "data" / "nist-strd"
+NIST_DIR = default_nist_dir() or SHIPPED
 
 # Datasets whose RSS at the *printed* certified parameters cannot reproduce the
 # certified RSS to 1e-6, with the reason; they are checked by
@@ -221,15 +221,33 @@ def test_default_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert default_nist_dir() != tmp_path
 
 
-def test_default_dir_sibling_search(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    data = tmp_path / "shared" / "data" / "nist-strd"
+def test_the_data_ship_with_the_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh clone runs every NIST test: the 27 files are in the test tree and are the
+    default without any environment variable, from the checkout's root or its tests."""
+    assert sorted(p.stem for p in SHIPPED.glob("*.dat")) == sorted(PROBLEM_NAMES)
+    monkeypatch.delenv(NIST_DIR_ENV, raising=False)
+    for where in (SHIPPED.parents[1], SHIPPED.parent):
+        monkeypatch.chdir(where)
+        assert default_nist_dir() == SHIPPED
+    assert load_problem("MGH09", SHIPPED).certified_rss == pytest.approx(3.0750560385e-04)
+
+
+def test_default_dir_checkout_search(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """From inside another checkout, its own test tree's copy is found first."""
+    data = tmp_path / "some-clone" / "tests" / "data" / "nist-strd"
     data.mkdir(parents=True)
     shutil.copy(NIST_DIR / "MGH09.dat", data / "MGH09.dat")
-    checkout = tmp_path / "some-clone" / "tests"
-    checkout.mkdir(parents=True)
+    inside = tmp_path / "some-clone" / "docs"
+    inside.mkdir(parents=True)
     monkeypatch.delenv(NIST_DIR_ENV, raising=False)
-    monkeypatch.chdir(checkout)
+    monkeypatch.chdir(inside)
     assert default_nist_dir() == data.resolve()
+    # a folder outside any checkout (e.g. ../shared next to it) is never searched
+    shared = tmp_path / "elsewhere" / "shared" / "data" / "nist-strd"
+    shared.mkdir(parents=True)
+    shutil.copy(NIST_DIR / "MGH09.dat", shared / "MGH09.dat")
+    monkeypatch.chdir(shared.parents[1])
+    assert default_nist_dir() != shared.resolve()
 
 
 def test_parser_without_line_numbers(tmp_path: Path) -> None:

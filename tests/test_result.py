@@ -383,7 +383,13 @@ def test_pickle_drops_lambda_loss():
     # without a covariance before pickling: hesse() needs the loss and says so
     fresh = LevenbergMarquardt(tol=1e-10).minimize(f, [0.0, 1.0])
     assert fresh.valid
-    back = pickle.loads(pickle.dumps(fresh))
+    data = pickle.dumps(fresh)
+    with pytest.warns(
+        UserWarning,
+        match=r"FitResult loaded without its loss \(test_result\."
+        r"test_pickle_drops_lambda_loss\.<locals>\.<lambda>\): it could not be pickled: .*; hesse\(method='hesse_np'\)",
+    ):
+        back = pickle.loads(data)
     assert back.loss is None
     np.testing.assert_array_equal(back.x, fresh.x)
     assert back.fmin == fresh.fmin
@@ -405,7 +411,8 @@ def test_pickle_drops_lambda_loss_keeps_covariance():
     cov = r.covariance()
     # covariance = 2 * errordef * H^-1 with H = diag(2, 4)
     np.testing.assert_allclose(cov, np.diag([1.0, 0.5]), rtol=1e-6)
-    back = pickle.loads(pickle.dumps(r))
+    with pytest.warns(UserWarning, match="FitResult loaded without its loss"):
+        back = pickle.loads(pickle.dumps(r))
     assert back.loss is None
     assert r.loss is not None  # the original is untouched
     np.testing.assert_array_equal(back.covariance(), cov)
@@ -413,6 +420,68 @@ def test_pickle_drops_lambda_loss_keeps_covariance():
     # Hesse errors from the stored covariance need no loss
     e = back.hesse()
     np.testing.assert_allclose([e["p0"]["error"], e["p1"]["error"]], [1.0, np.sqrt(0.5)], rtol=1e-6)
+
+
+_MAIN_SCRIPT = """
+import pickle, sys
+import numpy as np
+import zfitlite
+
+data = np.random.default_rng(0).normal(1.0, 2.0, 500)
+
+def main_nll(p):
+    mu, sigma = p
+    return np.sum(np.log(sigma) + 0.5 * ((data - mu) / sigma) ** 2)
+
+main_nll.errordef = 0.5
+result = zfitlite.minimize.LevenbergMarquardt().minimize(
+    main_nll, {"mu": 0.0, "sigma": {"value": 1.0, "lower": 0.01}})
+result.hesse()
+with open(sys.argv[1], "wb") as f:
+    pickle.dump(result, f)
+print(repr(result.x.tolist()), result.fmin, result.params["mu"]["hesse"]["error"])
+"""
+
+_LOAD_SCRIPT = """
+import pickle, sys, warnings
+import zfitlite
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("ignore")  # third-party deprecations from lazy imports
+    warnings.simplefilter("always", UserWarning)
+    with open(sys.argv[1], "rb") as f:
+        result = pickle.load(f)
+assert result.loss is None, result.loss
+assert result.minimizer is not None  # what can be restored is restored
+print(repr(result.x.tolist()), result.fmin, result.hesse()["mu"]["error"])
+for w in caught:
+    print("WARNING", w.category.__name__, w.message)
+"""
+
+
+def test_pickled_result_of_a_main_script_loss_loads_in_a_fresh_process(tmp_path):
+    """A loss defined in ``__main__`` cannot be found in another process: the result loads
+    without it, with a warning, instead of failing with AttributeError as a whole."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "result.pkl"
+    saved = subprocess.run(
+        [sys.executable, "-c", _MAIN_SCRIPT, str(path)], capture_output=True, text=True
+    )
+    assert saved.returncode == 0, saved.stderr
+    loaded = subprocess.run(
+        [sys.executable, "-c", _LOAD_SCRIPT, str(path)], capture_output=True, text=True
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    lines = loaded.stdout.splitlines()
+    assert lines[0] == saved.stdout.strip()  # the same x, fmin and Hesse error
+    assert len(lines) == 2, lines
+    assert lines[1].startswith(
+        "WARNING UserWarning FitResult loaded without its loss (__main__.main_nll): "
+        "it could not be unpickled here: AttributeError: "
+    )
+    assert "minimizer.minimize(loss, init=result)" in lines[1]
 
 
 def test_loaded_result_without_loss_can_be_init():
@@ -435,6 +504,12 @@ def test_covariance_matches_analytic(quad_result):
     assert set(d) == {("mu", "mu"), ("mu", "nu"), ("nu", "mu"), ("nu", "nu")}
     assert d[("mu", "nu")] == pytest.approx(cov[0, 1], rel=1e-15)
     assert d[("nu", "nu")] == pytest.approx(cov[1, 1], rel=1e-15)
+    # by name too: a row per parameter (a newcomer's d["mu"]["nu"])
+    assert d["mu"] == {"mu": pytest.approx(cov[0, 0]), "nu": pytest.approx(cov[0, 1])}
+    assert d["nu"]["mu"] == d["mu", "nu"] == d[("nu", "mu")]
+    with pytest.raises(KeyError, match=r"no parameter 'zeta'; the parameters are \['mu', 'nu'\]"):
+        d["zeta"]
+    assert quad_result.covariance(["nu"], as_dict=True) == {("nu", "nu"): d["nu", "nu"]}
     sub = quad_result.covariance(params=["nu"])
     assert sub.shape == (1, 1)
     assert sub[0, 0] == pytest.approx(cov[1, 1], rel=1e-15)
@@ -451,6 +526,8 @@ def test_correlation(quad_result):
     d = quad_result.correlation(as_dict=True)
     assert d[("mu", "mu")] == pytest.approx(1.0, rel=1e-14)
     assert d[("mu", "nu")] == pytest.approx(expected, rel=1e-6)
+    assert d["nu"]["mu"] == pytest.approx(expected, rel=1e-6)
+    assert d["nu"]["nu"] == pytest.approx(1.0, rel=1e-14)
 
 
 def test_covariance_bad_selection(quad_result):

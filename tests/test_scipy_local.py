@@ -33,7 +33,7 @@ from zfitlite.solvers._scipy_common import (
 )
 from zfitlite.solvers.base import supporting_bounds
 from zfitlite.solvers.scipy_local import ScipyCOBYLA, local_minimizers
-from zfitlite.testing.nist import default_nist_dir, load_problem
+from zfitlite.testing.nist import load_problem
 
 MINIMIZERS = local_minimizers()
 BOUNDED = tuple(m for m in MINIMIZERS if m.SUPPORTS_BOUNDS)
@@ -530,7 +530,6 @@ def test_least_squares_first_round_is_scipy_itself():
     assert result.info["nres"] == direct.nfev + 1 and result.info["njac"] == direct.njev + 1
 
 
-@pytest.mark.skipif(default_nist_dir() is None, reason="NIST StRD data folder not found")
 def test_least_squares_tiny_residuals_keep_digits():
     """At tol=1e-10, 6 correct digits where the residual sum is 1.4e-25 (NIST Lanczos1)."""
     lanczos = load_problem("Lanczos1")

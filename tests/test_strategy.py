@@ -400,3 +400,65 @@ def test_one_strategy_serves_many_fits():
         result = m.minimize(SimpleLoss(f, errordef=0.5, backend="numpy"), [2.0])
         assert f.nans > 0
         assert result.valid
+
+
+class _RaisesOnCall:
+    """``(p0 - 1)**2 + (p1 - 2)**2`` that raises on its ``fail_at``-th call; remembers
+    every value it returned."""
+
+    def __init__(self, fail_at: int, func=None) -> None:
+        self.fail_at, self.calls, self.returned = fail_at, 0, []
+        self.func = func or (lambda p: (p[0] - 1.0) ** 2 + (p[1] - 2.0) ** 2)
+
+    def __call__(self, p):
+        self.calls += 1
+        if self.calls >= self.fail_at:
+            raise RuntimeError(f"call {self.calls}")
+        value = float(self.func(p))
+        self.returned.append((np.array(p, dtype=float), value))
+        return value
+
+
+@pytest.mark.parametrize("make", [LevenbergMarquardt, ScipyBFGS], ids=["lm", "bfgs"])
+def test_a_failure_keeps_the_best_point_computed(make):
+    """The 7th call raises inside the numerical gradient at the start: the start's value,
+    computed by the 1st call, is the best point, on the error and on a toy's result; the
+    toy strategy then calls the failing loss no more (no EDM for an invalid result)."""
+    f = _RaisesOnCall(7)
+    with pytest.raises(LossEvaluationError, match=r"RuntimeError.*call 7") as info:
+        make().minimize(SimpleLoss(f, errordef=1.0, backend="numpy"), [0.0, 0.0])
+    assert f.calls == 7
+    assert info.value.best_value == 5.0
+    np.testing.assert_array_equal(info.value.best_x, [0.0, 0.0])
+    assert info.value.param_names == ("p0", "p1")
+
+    f = _RaisesOnCall(7)
+    result = make(strategy=DefaultToyStrategy()).minimize(
+        SimpleLoss(f, errordef=1.0, backend="numpy"), [0.0, 0.0]
+    )
+    assert f.calls == 7  # before: 25, the EDM's gradient and Hessian at the start
+    assert result.status is Status.LOSS_RAISED and not result.valid
+    assert result.fmin == 5.0 and np.isnan(result.edm)
+    np.testing.assert_array_equal(result.x, [0.0, 0.0])
+
+
+def test_a_failure_later_keeps_the_lowest_value_seen():
+    """With an analytic gradient every call is at a point of the fit: the lowest value
+    returned before the failure is ``best_value``, at its ``x``."""
+
+    def rosenbrock(p):
+        return (1.0 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2
+
+    def gradient(p):
+        return np.array(
+            [-2.0 * (1.0 - p[0]) - 400.0 * p[0] * (p[1] - p[0] ** 2), 200.0 * (p[1] - p[0] ** 2)]
+        )
+
+    f = _RaisesOnCall(12, rosenbrock)
+    loss = SimpleLoss(f, errordef=1.0, backend="numpy", gradient=gradient)
+    with pytest.raises(LossEvaluationError) as info:
+        ScipyBFGS().minimize(loss, [-1.2, 1.0])
+    x_best, v_best = min(f.returned, key=lambda xv: xv[1])
+    assert len(f.returned) == 11 and v_best < f.returned[0][1] == pytest.approx(24.2)
+    assert info.value.best_value == v_best
+    np.testing.assert_array_equal(info.value.best_x, x_best)

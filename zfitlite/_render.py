@@ -102,6 +102,13 @@ def _rows(result: Any) -> tuple[list[str], list[list[str]], list[str]]:
     for what, cls in (("hesse error", hesse_cls), ("profile errors", error_cls)):
         if cls:
             notes.append(f"{what}: " + ", ".join(_cl_text(cls[c]) for c in sorted(cls)))
+    if has_errors:
+        profiled = [n for n, p in params.items() if isinstance(p.get("errors"), dict)]
+        if len(profiled) < len(params):
+            notes.append(
+                f"profile errors computed for {', '.join(profiled)} only (blank: not asked "
+                "for; result.errors() without params profiles every parameter)"
+            )
     if error_bound:
         notes.append(
             "(bound): the profile did not rise enough before the bound; the error is the distance to it"

@@ -131,7 +131,7 @@ def batch_demo(verbose: bool = True, batch: int = 2000) -> zfitlite.BatchFitResu
     from zfitlite.testing.batch import decay_data
 
     data = decay_data(batch, npoints=(5, 20), missing=0.1, noise=_NOISE, seed=7)
-    loss = zfitlite.LeastSquares(_normalised_decay_residuals)
+    loss = zfitlite.LeastSquares(_normalised_decay_residuals, params={"a": 1.0, "k": 1.0})
     start = time.perf_counter()
     result = zfitlite.minimize_batch(
         zfitlite.minimize.LevenbergMarquardt(tol=1e-8),
@@ -150,14 +150,25 @@ def batch_demo(verbose: bool = True, batch: int = 2000) -> zfitlite.BatchFitResu
         )
         print()
         print(result)
-        pulls = (result.x - data["params"]) / result.errors()
+        pulls = (result.x - data["params"]) / result.hesse_errors
         print(
             f"   pulls (fit - truth) / Hesse error over the subjects: mean "
             f"{np.round(pulls.mean(axis=0), 3).tolist()}, std {np.round(pulls.std(axis=0), 3).tolist()}"
             " (honest errors: 0 and 1)"
         )
-        print(f"   {result.ids[0]}: {result[0].values}, errors {result.errors()[0].tolist()}")
+        print(
+            f"   {result.ids[0]}: {_with_errors(result.names, result.x[0], result.hesse_errors[0])}"
+        )
     return result
+
+
+def _with_errors(names, values, errors) -> str:
+    """``a = 1.02 ± 0.013, k = 0.497 ± 0.012``: three significant digits of the error."""
+    out = []
+    for name, value, error in zip(names, values, errors):
+        digits = max(0, 2 - int(np.floor(np.log10(abs(error))))) if error > 0 else 3
+        out.append(f"{name} = {value:.{digits}f} \N{PLUS-MINUS SIGN} {error:.{digits}f}")
+    return ", ".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:

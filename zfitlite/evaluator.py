@@ -8,6 +8,7 @@ non-finite outputs to the strategy and prints evaluations at verbosity 10.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from .backends import CompiledLoss
 from .backends.base import COMPLEX_FIX, real_scalar
+from .backends.numpy_backend import VALUE_BEFORE_FAILURE
 from .exceptions import LossOutputError, MaximumIterationReached, ZfitliteError
 from .params import Params
 from .strategy import NonFiniteRecord, ZfitStrategy
@@ -49,8 +51,53 @@ _RAISE_FIX = (
 )
 
 
-def _fix_for(exc: BaseException, n: int, names: tuple[str, ...]) -> str:
+_UNPACK = re.compile(r"(?:too many|not enough) values to unpack \(expected (\d+)")
+_SHAPE = re.compile(r"\(([\d, ]*)\)")
+
+
+def _shapes_hint(text: str, n: int, names: tuple[str, ...], from_data: int | None) -> str | None:
+    """The hint for two common mistakes, recognised in the exception's text.
+
+    A wrong number of start values (``mu, sigma = p`` given three) and a model written
+    ``model(p, x)`` for :meth:`LeastSquares.from_data`, which calls ``model(x, p)``: the
+    data then meet the ``n`` parameters, and numpy or JAX reports shapes that do not
+    broadcast, one of them ``(n,)``. ``from_data`` is the number of data points of a
+    ``from_data`` loss, else None.
+    """
+    unpack = _UNPACK.search(text)
+    if unpack is not None and int(unpack.group(1)) != n:
+        k = int(unpack.group(1))
+        return (
+            f"the loss unpacks {k} parameters but {n} start value{'s' * (n != 1)} were given "
+            f"{list(names)}: "
+            f"pass exactly one start value per parameter the loss reads ({k} here)"
+        )
+    if "broadcast" not in text:
+        return None
+    shapes = {tuple(int(d) for d in m.split(",") if d.strip()) for m in _SHAPE.findall(text)}
+    if (n,) not in shapes or len(shapes) < 2:
+        return None
+    if from_data is not None:
+        return (
+            f"an array of the {n} parameters met the {from_data} data points: "
+            "LeastSquares.from_data calls model(x, p), data first; a model written "
+            "model(p, x) must swap its arguments (or pass one start value per model "
+            "parameter)"
+        )
+    return (
+        f"an array of the {n} parameters met an array of another shape: check the order of "
+        "the function's arguments (parameters first for a loss, model(x, p) for "
+        "LeastSquares.from_data) and that there is one start value per parameter"
+    )
+
+
+def _fix_for(
+    exc: BaseException, n: int, names: tuple[str, ...], from_data: int | None = None
+) -> str:
     """What the user can do about ``exc`` raised by their loss."""
+    hint = _shapes_hint(str(exc), n, names, from_data)
+    if hint is not None:
+        return hint
     kind = type(exc).__name__
     module = type(exc).__module__ or ""
     text = str(exc)
@@ -242,8 +289,15 @@ class LossEvaluator:
         text = lines[0] + (" [...]" if len(lines) > 1 else "")
         return LossEvaluationError(
             f"the loss raised {type(exc).__name__} while computing its {what} at "
-            f"x={_fmt(x)}: {text}; {_fix_for(exc, self.n, self.params.names)}"
+            f"x={_fmt(x)}: {text}; {_fix_for(exc, self.n, self.params.names, self._from_data())}"
         )
+
+    def _from_data(self) -> int | None:
+        """The number of data points of a ``LeastSquares.from_data`` loss, else None."""
+        data = getattr(self.loss, "data", None)
+        if isinstance(data, dict) and "model" in data and "y" in data:
+            return int(np.size(data["y"]))
+        return None
 
     def _call(self, fn: Callable, x: np.ndarray, what: str) -> Any:
         try:
@@ -255,6 +309,10 @@ class LossEvaluator:
         except (MaximumIterationReached, KeyboardInterrupt):
             raise
         except Exception as exc:
+            # a value computed before a derivative failed still counts (best_x/best_value)
+            before = getattr(exc, VALUE_BEFORE_FAILURE, None)
+            if isinstance(before, (float, np.floating)) and math.isfinite(before):
+                self._remember(x, float(before))
             raise self.wrap_error(exc, what, x) from exc
 
     def _remember(self, x: np.ndarray, value: float) -> None:

@@ -141,8 +141,9 @@ class SimpleLoss(BaseLoss):
         Exact derivatives. Without them the backend provides them (autodiff for JAX,
         GradientTape for TensorFlow, numerical differences for numpy).
     backend : {"auto", "numpy", "jax", "tensorflow"}
-        ``"auto"`` picks JAX when ``func`` traces under JAX, else TensorFlow when
-        tensorflow is imported and ``func`` returns a ``tf.Tensor``, else numpy.
+        ``"auto"`` picks JAX when ``func`` uses JAX or no other numerical library and
+        traces under JAX, else TensorFlow when tensorflow is imported and ``func`` returns
+        a ``tf.Tensor``, else numpy (see :func:`zfitlite.backends.detect_backend`).
     name : str, optional
         Used in reports (``problem_id``).
     args : tuple of arrays, optional

@@ -1,7 +1,9 @@
 """FitResult: what a minimization found, how sure it is, and how to go on from it.
 
 A result is plain data (arrays, floats, dicts) plus references to the loss and the
-minimizer that produced it. It pickles (dropping a loss that cannot be pickled), and
+minimizer that produced it. It pickles; a loss that cannot be pickled, or not be loaded
+where the result is (a function of another process's ``__main__``), is dropped with a
+warning when the result is loaded, and the rest of the result is kept. It
 serialises to a dict or JSON that loading never executes.
 """
 
@@ -9,7 +11,8 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,10 +24,42 @@ from .params import Params
 from .status import Status
 from .uncertainties import covariance_from_hessian, level, profile_interval
 
-__all__ = ["Approximations", "FitResult"]
+__all__ = ["Approximations", "FitResult", "ParamPairDict"]
 
 _FORMAT = "zfitlite.FitResult"
 _FORMAT_VERSION = 1
+
+
+class ParamPairDict(dict):
+    """A matrix over named parameters as a dict: ``d["mu", "sigma"]`` or ``d["mu"]["sigma"]``.
+
+    The keys are name pairs ``(name_i, name_j)``, as zfit's ``covariance(as_dict=True)``
+    (there keyed by parameter objects); iterating, ``len`` and ``==`` see those pairs.
+    Indexing by a single name returns that parameter's row, ``{name_j: value}``.
+
+    Examples
+    --------
+    >>> d = ParamPairDict.from_matrix(["mu", "sigma"], [[1.0, 0.5], [0.5, 4.0]])
+    >>> d["mu", "sigma"], d["sigma"]["sigma"], d["sigma"]
+    (0.5, 4.0, {'mu': 0.5, 'sigma': 4.0})
+    """
+
+    @classmethod
+    def from_matrix(cls, names: Sequence[str], matrix: Any) -> ParamPairDict:
+        """The pairs of a square ``matrix`` whose rows and columns are ``names``."""
+        m = np.asarray(matrix, dtype=np.float64)
+        return cls(
+            ((a, b), float(m[i, j])) for i, a in enumerate(names) for j, b in enumerate(names)
+        )
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            row = {b: v for (a, b), v in self.items() if a == key}
+            if not row:
+                names = list(dict.fromkeys(a for a, _ in self))
+                raise KeyError(f"no parameter {key!r}; the parameters are {names}")
+            return row
+        return super().__getitem__(key)
 
 
 class FitResult:
@@ -247,7 +282,9 @@ class FitResult:
         method : {"hesse_np", "approx"}, optional
             Default: a covariance already computed, else ``"hesse_np"``.
         as_dict : bool
-            Return ``{(name_i, name_j): value}`` instead of an array.
+            Return a :class:`ParamPairDict` instead of an array: keyed by name pairs
+            ``d["mu", "sigma"]`` as in zfit, and by name as well, ``d["mu"]["sigma"]``
+            (a row: ``{name_j: value}``).
         """
         if method is None:
             method = next(iter(self._covariances), "hesse_np")
@@ -258,24 +295,20 @@ class FitResult:
         idx = self._indices(params)
         cov = self._covariances[method][np.ix_(idx, idx)]
         if as_dict:
-            names = [self.params_spec.names[i] for i in idx]
-            return {
-                (a, b): float(cov[i, j]) for i, a in enumerate(names) for j, b in enumerate(names)
-            }
+            return ParamPairDict.from_matrix([self.params_spec.names[i] for i in idx], cov)
         return cov.copy()
 
     def correlation(
         self, params: Any = None, method: str | None = None, as_dict: bool = False
     ) -> Any:
-        """Correlation matrix of the selected parameters (from :meth:`covariance`)."""
+        """Correlation matrix of the selected parameters (from :meth:`covariance`);
+        ``as_dict=True`` gives a :class:`ParamPairDict` as :meth:`covariance` does."""
         cov = self.covariance(params, method)
         sd = np.sqrt(np.diag(cov))
         corr = cov / np.outer(sd, sd)
         if as_dict:
             names = [self.params_spec.names[i] for i in self._indices(params)]
-            return {
-                (a, b): float(corr[i, j]) for i, a in enumerate(names) for j, b in enumerate(names)
-            }
+            return ParamPairDict.from_matrix(names, corr)
         return corr
 
     def hesse(
@@ -505,16 +538,68 @@ class FitResult:
         return cls.from_dict(parse_json(source))
 
     def __getstate__(self) -> dict[str, Any]:
+        # The loss, minimizer and criterion are pickled on their own, so that one that
+        # cannot be restored where the result is loaded (a function of another process's
+        # ``__main__``, a module not installed there) costs only itself, not the result.
         state = self.__dict__.copy()
-        for key in ("loss", "minimizer", "criterion"):
+        for key in _RESTORABLE:
             obj = state.get(key)
-            if obj is None:
-                continue
-            try:
-                pickle.dumps(obj)
-            except Exception:
-                state[key] = None
+            if obj is not None:
+                state[key] = _Pickled.of(obj)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key in _RESTORABLE:
+            if isinstance(state.get(key), _Pickled):
+                state[key] = state[key].restore(key)
+        self.__dict__.update(state)
+
+
+_RESTORABLE = ("loss", "minimizer", "criterion")
+
+
+@dataclass(frozen=True)
+class _Pickled:
+    """A part of a pickled :class:`FitResult` that may fail to load: its own pickle bytes
+    (``None`` when it could not be pickled), what it is and why it failed."""
+
+    data: bytes | None
+    what: str
+    reason: str = ""
+
+    @classmethod
+    def of(cls, obj: Any) -> _Pickled:
+        func = getattr(obj, "func", None) or getattr(obj, "residuals_func", None) or obj
+        module = getattr(func, "__module__", None) or type(func).__module__
+        name = getattr(func, "__qualname__", None) or type(func).__qualname__
+        what = f"{module}.{name}"
+        try:
+            return cls(pickle.dumps(obj), what)
+        except Exception as exc:
+            return cls(None, what, f"it could not be pickled: {type(exc).__name__}: {exc}")
+
+    def restore(self, key: str) -> Any:
+        reason = self.reason
+        if self.data is not None:
+            try:
+                return pickle.loads(self.data)
+            except Exception as exc:
+                reason = f"it could not be unpickled here: {type(exc).__name__}: {exc}"
+        if key == "criterion":  # holds the loss, whose warning says it all
+            return None
+        hint = (
+            "; hesse(method='hesse_np'), errors() and chaining need it: pass the loss again, "
+            "e.g. minimizer.minimize(loss, init=result)"
+            if key == "loss"
+            else ""
+        )
+        warnings.warn(
+            f"FitResult loaded without its {key} ({self.what}): {reason}. The values, status, "
+            f"covariance and errors are kept{hint}",
+            UserWarning,
+            stacklevel=4,
+        )
+        return None
 
 
 class _LowerMinimum(Exception):

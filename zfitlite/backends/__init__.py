@@ -55,11 +55,23 @@ def jax_available() -> bool:
 def detect_backend(func: Callable, n: int) -> Backend:
     """Pick the backend for ``func`` with ``backend="auto"``.
 
-    JAX when jax is installed and ``func`` traces under it for an input of size ``n``;
-    else TensorFlow when tensorflow is already imported (it is never imported here) and
-    ``func`` traces in graph mode and returns a ``tf.Tensor``; numpy otherwise.
+    JAX when jax is installed, ``func`` uses JAX or no other numerical library (its module
+    imports jax, or it reads or closes over something of jax's; or it is pure Python
+    arithmetic: see :mod:`zfitlite.backends._detect`), and it traces under JAX for an
+    input of size ``n``; else TensorFlow when tensorflow is already imported (it is never
+    imported here) and ``func`` traces in graph mode and returns a ``tf.Tensor``; numpy
+    otherwise. A plain numpy function thus never pays for a JAX trace. The choice is
+    remembered per function.
     """
-    if jax_available():
+    from ._detect import remembered_choice
+
+    return get_backend(remembered_choice(func, n, lambda: _choose(func, n).name))
+
+
+def _choose(func: Callable, n: int) -> Backend:
+    from ._detect import try_jax
+
+    if jax_available() and try_jax(func):
         try:
             jax_backend = get_backend("jax")
         except BackendNotAvailable:  # pragma: no cover

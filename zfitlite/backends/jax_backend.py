@@ -25,7 +25,16 @@ def import_jax() -> Any:
             "the JAX backend needs jax: install it with `pip install zfitlite[jax]`"
         ) from exc
     jax.config.update("jax_enable_x64", True)
+    global _CACHE_SET_UP
+    if not _CACHE_SET_UP:  # the first time zfitlite sets up JAX
+        _CACHE_SET_UP = True
+        from ._jax_cache import enable
+
+        enable(jax)
     return jax
+
+
+_CACHE_SET_UP = False
 
 
 class JaxOps(ArrayOps):

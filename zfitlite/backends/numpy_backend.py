@@ -14,7 +14,23 @@ from .numdiff import hessian as nd_hessian
 from .numdiff import hessian_from_gradient as nd_hessian_from_gradient
 from .numdiff import jacobian as nd_jacobian
 
-__all__ = ["NumpyBackend"]
+__all__ = ["VALUE_BEFORE_FAILURE", "NumpyBackend"]
+
+#: Attribute set on an exception raised by a derivative after the value at ``x`` was
+#: computed: that value, so the fit's best point includes it (see the evaluator).
+VALUE_BEFORE_FAILURE = "_zfitlite_value_at_x"
+
+
+def _with_value(value: Any, derivative: Callable[[], Any]) -> tuple[Any, Any]:
+    """``(value, derivative())``; if the derivative raises, the value rides on the error."""
+    try:
+        return value, derivative()
+    except Exception as exc:
+        try:
+            setattr(exc, VALUE_BEFORE_FAILURE, value)
+        except AttributeError:  # an exception type without a __dict__
+            pass
+        raise
 
 
 class NumpyBackend(Backend):
@@ -48,11 +64,13 @@ class NumpyBackend(Backend):
         if gradient is not None:
 
             def value_and_gradient(x: Array) -> tuple[float, Array]:
-                return func(x), np.asarray(gradient(x), dtype=np.float64)
+                return _with_value(func(x), lambda: np.asarray(gradient(x), dtype=np.float64))
         else:
 
             def value_and_gradient(x: Array) -> tuple[float, Array]:
-                return func(x), nd_gradient(lambda y: real_scalar(func(y)), x, typical)
+                return _with_value(
+                    func(x), lambda: nd_gradient(lambda y: real_scalar(func(y)), x, typical)
+                )
 
         if hessian is not None:
 
@@ -104,7 +122,7 @@ class NumpyBackend(Backend):
 
         def value_and_gradient(x: Array) -> tuple[float, Array]:
             r = res(x)
-            return float(r @ r), 2.0 * jac(x).T @ r
+            return _with_value(float(r @ r), lambda: 2.0 * jac(x).T @ r)
 
         def hess(x: Array) -> Array:
             return nd_hessian(value, x, typical)

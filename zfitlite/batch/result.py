@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -105,6 +106,7 @@ class BatchFitResult:
             info["backend"] = ",".join(backends) or "none"
             for k, r in enumerate(fits):
                 r.info["index"] = k
+                _store_hesse(r)
             masks = [m for o in outs for m in o["masks"]]
             x = np.array([r.x for r in fits]).reshape(len(fits), n)
             nobs = np.array([-1 if m is None else int(m.size - m.sum()) for m in masks])
@@ -204,11 +206,28 @@ class BatchFitResult:
         bad = ~(d > 0)
         return np.where(bad[:, :, None] | bad[:, None, :], np.nan, cov)
 
-    def errors(self) -> np.ndarray:
-        """``(batch, n)`` one-sigma Hesse errors from :meth:`covariance`."""
+    @property
+    def hesse_errors(self) -> np.ndarray:
+        """``(batch, n)`` one-sigma Hesse errors ``sqrt(diag(covariance()))``; NaN where
+        singular. A member's are in its table and ``result[i].params[name]["hesse"]``.
+
+        Not named ``errors``: :meth:`FitResult.errors <zfitlite.result.FitResult.errors>`
+        are profile-likelihood intervals, as in zfit.
+        """
         cov = self.covariance()
         with np.errstate(invalid="ignore"):
             return np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+
+    def errors(self) -> np.ndarray:
+        """Deprecated: the array :attr:`hesse_errors` (``FitResult.errors`` is a profile)."""
+        warnings.warn(
+            "BatchFitResult.errors() is renamed: use the array batch.hesse_errors (one-sigma "
+            "Hesse errors, batch.hesse_errors[:, 0] for the first parameter); "
+            "FitResult.errors() are profile-likelihood intervals",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.hesse_errors
 
     # -- members -----------------------------------------------------------------------
     def _build_member(self, k: int) -> FitResult:
@@ -264,7 +283,7 @@ class BatchFitResult:
             message=self._messages.get(k),
         )
         if inv is not None and status is not Status.SINGULAR:
-            result.covariance(method="approx")
+            result.hesse(method="approx")  # stored on the member: its table shows them
         return result
 
     # -- summaries ---------------------------------------------------------------------
@@ -288,6 +307,14 @@ class BatchFitResult:
             f"<BatchFitResult {len(self)} members, {int(self.valid.sum())} valid, "
             f"method={self.info['method']}>"
         )
+
+
+def _store_hesse(result: FitResult) -> None:
+    """Store a member's Hesse errors from its solver's Hessian, where it has one."""
+    try:
+        result.hesse(method="approx")
+    except (ValueError, np.linalg.LinAlgError):
+        pass
 
 
 def _final_status(problem: _Problem, cat: dict, x0: np.ndarray) -> tuple[np.ndarray, dict]:

@@ -474,8 +474,9 @@ class BaseMinimizer(GraphCachable):
         status, message = out.status, out.message
         g, H, ihess, e = out.gradient, out.hessian, out.inv_hessian, out.edm
         fmin = out.fmin
-        if status is Status.INTERRUPTED:
-            # the user asked to stop: evaluate nothing more (the EDM stays unknown)
+        if status in (Status.INTERRUPTED, Status.LOSS_RAISED):
+            # the user asked to stop, or the loss raised: evaluate nothing more (the EDM of
+            # an invalid result stays unknown rather than calling a failing loss again)
             e = float("nan") if e is None else e
         elif e is None or g is None:
             try:

@@ -5,11 +5,12 @@ Reference Datasets (StRD) project and pairs each with its model function, so
 that minimizers can be validated against the certified parameter values,
 standard deviations and residual sums of squares.
 
-The data files are *not* shipped with the package and are never needed at run
-time. They are looked up in the directory named by the environment variable
-:data:`NIST_DIR_ENV` or, failing that, in a ``shared/data/nist-strd`` folder
-next to one of the ancestors of the current working directory or of this file
-(see :func:`default_nist_dir`).
+The data files are *not* part of the installed package and are never needed at
+run time; a source checkout ships them in its test tree, ``tests/data/nist-strd``
+(public-domain reference data). They are looked up in the directory named by the
+environment variable :data:`NIST_DIR_ENV` or, failing that, in
+``tests/data/nist-strd`` under one of the ancestors of the current working directory
+or of this file, i.e. the checkout's own copy (see :func:`default_nist_dir`).
 
 Every model function has the signature ``model(x, b, xp=numpy)`` and only uses
 arithmetic, ``b[i]`` indexing and ``xp.exp``, ``xp.log``, ``xp.sin``,
@@ -50,7 +51,7 @@ __all__ = [
 #: NIST StRD ``*.dat`` files.
 NIST_DIR_ENV = "ZFITLITE_NIST_DIR"
 
-_REL_DATA_DIR = Path("shared", "data", "nist-strd")
+_REL_DATA_DIR = Path("tests", "data", "nist-strd")
 
 #: Signature of a model function: ``model(x, b, xp=numpy) -> predictions``.
 ModelFn = Callable[..., Any]
@@ -368,10 +369,10 @@ def default_nist_dir() -> Path | None:
        never silently overridden);
     2. for the current working directory and then for the directory of this
        file, every ancestor ``a`` (starting with the directory itself) is
-       tried as ``a / "shared" / "data" / "nist-strd"``. This finds a
-       ``shared`` folder that is a sibling of the repository checkout
-       (e.g. repository at ``/work/main``, data at
-       ``/work/shared/data/nist-strd``) whatever the checkout is called.
+       tried as ``a / "tests" / "data" / "nist-strd"``: the copy shipped in the
+       test tree of a source checkout, found from anywhere inside the checkout
+       and from an editable install of it. Nothing outside the checkout is
+       searched.
 
     Returns
     -------
