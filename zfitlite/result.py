@@ -13,6 +13,7 @@ import json
 import pickle
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
