@@ -16,8 +16,9 @@ from typing import Any
 from . import loss, minimize
 from .batch import BatchFitResult, minimize_batch
 from .cache import GraphCachable
+from .constraints import GaussianConstraint
 from .exceptions import BackendNotAvailable, FailMinimizeNaN, MaximumIterationReached, ZfitliteError
-from .loss import LeastSquares, SimpleLoss
+from .loss import LeastSquares, SimpleLoss, with_constraints
 from .params import Params
 from .result import FitResult
 from .status import Status
@@ -29,6 +30,7 @@ __all__ = [
     "BatchFitResult",
     "FailMinimizeNaN",
     "FitResult",
+    "GaussianConstraint",
     "GraphCachable",
     "LeastSquares",
     "MaximumIterationReached",
@@ -41,6 +43,7 @@ __all__ = [
     "minimize",
     "minimize_batch",
     "plot",
+    "with_constraints",
 ]
 
 

@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from ._composite import observed_count, observed_in_member
 from ._progress import make_bar, should_show
+from ._ragged import batch_data
 from .backends.ops import BATCH_CACHE_ATTR, remembered, remembered_jit
 from .exceptions import FailMinimizeNaN
 from .loss import BaseLoss, LeastSquares, SimpleLoss, _CallableLoss
@@ -226,8 +228,7 @@ def _lm_member(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: t
     fns, geodesic, func = static
     xp = ops.xp
     mask, filled = _prepare_member(ops, func, x0, data)
-    m = mask.shape[0]
-    nobs = m - xp.sum(mask)
+    nobs = observed_in_member(xp, func, mask, filled)
     cfg = cfg._replace(nobs=nobs * 1.0)
     args = (mask, *filled)
     st = lsq_init(fns, ops, x0, lower, upper, cfg, args)
@@ -265,7 +266,7 @@ def _bfgs_member(static: tuple, x0: Any, cfg: Any, data: tuple, ops: Any):
     if kind == "lsq":
         mask, filled = _prepare_member(ops, func, x0, data)
         args = (mask, *filled)
-        nobs = mask.shape[0] - xp.sum(mask)
+        nobs = observed_in_member(xp, func, mask, filled)
     else:
         args = data
         mask = xp.zeros((0,), dtype=bool)
@@ -448,7 +449,9 @@ def _solve_each(
             if np.all(np.isfinite(x0[i]))
             else None
         )
-        nobs = -1 if mask is None else int(mask.size - mask.sum())
+        nobs = (
+            -1 if mask is None else observed_count(_MaskedResiduals(problem.func), (mask, *member))
+        )
         if params is None:
             results.append(
                 _invalid_result(problem, x0[i], Status.NONFINITE, "start value not finite")
@@ -667,7 +670,7 @@ def minimize_batch(
         args = loss_args
     if not isinstance(args, (tuple, list)):
         raise TypeError(f"args must be a tuple of arrays, got {type(args).__name__}")
-    data = _as_data(args)
+    data = _as_data(batch_data(loss, args))  # ragged lists padded, the loss's own terms added
     x0a = np.asarray(x0, dtype=np.float64)
     if x0a.ndim not in (1, 2):
         raise ValueError(f"x0 must have shape (n,) or (batch, n), got {x0a.shape}")
@@ -877,9 +880,8 @@ class BatchFitResult:
             info["backend"] = ",".join(backends) or "none"
             for k, r in enumerate(members):
                 r.info["index"] = k
-            masks = [m for o in outs for m in o["masks"]]
             x = np.array([r.x for r in members]).reshape(len(members), n)
-            nobs = np.array([-1 if m is None else int(m.size - m.sum()) for m in masks])
+            nobs = np.array([int(r.info.get("nobs", -1)) for r in members])
             return cls(
                 x=x,
                 fmin=np.array([r.fmin for r in members], dtype=np.float64),
