@@ -14,7 +14,7 @@ import scipy.optimize
 import scipy.stats
 
 import zfitlite
-from zfitlite import GaussianConstraint, LeastSquares, minimize_batch, with_constraints
+from zfitlite import GaussianConstraint, LeastSquares, fit_each, minimize_batch, with_constraints
 from zfitlite.minimize import LevenbergMarquardt, ScipyLeastSquares
 from zfitlite.robust import scipy_rho
 
@@ -278,3 +278,44 @@ def test_prior_on_a_scalar_nll_and_in_a_batch():
         np.testing.assert_allclose(b.x[k], m_k, rtol=1e-8)
         np.testing.assert_allclose(b.covariance()[k], c_k, rtol=1e-7)
     np.testing.assert_array_equal(b.nobs, t.size + 2)
+
+
+# -- 6. leaspy's reporting and per-subject progress -----------------------------------------
+def test_leaspy_format_and_a_loop_of_single_fits_with_progress(capsys):
+    from zfitlite.minimize import ScipyMinimize
+
+    leaspy_default = "<!> {patient_id}:\n{optimization_result_pformat}"  # leaspy's default
+    seen = []
+    minimizer = ScipyMinimize(
+        "Powell",
+        options={"maxiter": 1},
+        logger=seen.append,
+        format_convergence_issues=leaspy_default,
+    )
+
+    def chi2(p, c):
+        return jnp.sum((p - c) ** 2) + (p[0] * p[1] - 1.0) ** 2
+
+    losses = [
+        zfitlite.SimpleLoss(chi2, errordef=1.0, args=(np.array([c, 2.0]),)) for c in (1.0, 3.0)
+    ]
+    results, prog = fit_each(minimizer, losses, [0.0, 0.0], ids=["P-001", "P-002"], progress=True)
+    assert [r.valid for r in results] == [False, False]  # maxiter 1: both reported
+    assert [s.split(":")[0] for s in seen] == ["<!> P-001", "<!> P-002"]
+    assert prog.nfits == 2 and prog.nvalid == 0 and prog.elapsed > 0
+    err = capsys.readouterr().err
+    assert "2/2" in err and "failed 2" in err  # the bar: per-subject counts
+    assert prog.summary().startswith("2 fits (0 valid) in ")
+    # converged fits count as valid; the results are scipy's
+    good, prog = fit_each(
+        ScipyMinimize("Powell", logger=seen.append), losses, [0.5, 0.5], progress=False
+    )
+    assert prog.nvalid == 2
+    for r, loss in zip(good, losses):
+        ref = scipy.optimize.minimize(
+            lambda p, loss=loss: float(loss.value(p)),
+            [0.5, 0.5],
+            method="Powell",
+            options={"ftol": 1e-4, "xtol": 1e-4, "maxiter": 200},
+        )
+        np.testing.assert_allclose(r.x, ref.x, rtol=1e-12)

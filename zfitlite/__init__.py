@@ -14,6 +14,7 @@ True
 from typing import Any
 
 from . import loss, minimize
+from ._fitloop import FitProgress, fit_each
 from .batch import BatchFitResult, minimize_batch
 from .cache import GraphCachable
 from .constraints import GaussianConstraint
@@ -29,6 +30,7 @@ __all__ = [
     "BackendNotAvailable",
     "BatchFitResult",
     "FailMinimizeNaN",
+    "FitProgress",
     "FitResult",
     "GaussianConstraint",
     "GraphCachable",
@@ -39,6 +41,7 @@ __all__ = [
     "Status",
     "ZfitliteError",
     "__version__",
+    "fit_each",
     "loss",
     "minimize",
     "minimize_batch",
