@@ -14,6 +14,7 @@ import scipy.optimize
 import scipy.stats
 
 import zfitlite
+import zfitlite._ragged
 from zfitlite import GaussianConstraint, LeastSquares, fit_each, minimize_batch, with_constraints
 from zfitlite.minimize import LevenbergMarquardt, ScipyLeastSquares
 from zfitlite.robust import scipy_rho
@@ -319,3 +320,73 @@ def test_leaspy_format_and_a_loop_of_single_fits_with_progress(capsys):
             options={"ftol": 1e-4, "xtol": 1e-4, "maxiter": 200},
         )
         np.testing.assert_allclose(r.x, ref.x, rtol=1e-12)
+
+
+# -- 2. ragged data without recompiles --------------------------------------------------------
+class CountingModel:
+    """``a * exp(-k t)``, counting its calls (under jit: one per trace)."""
+
+    def __init__(self, xp):
+        self.calls = 0
+        self.xp = xp
+
+    def __call__(self, t, p):
+        self.calls += 1
+        return p[0] * self.xp.exp(-p[1] * t)
+
+
+def test_single_fits_of_many_lengths_compile_once_per_bucket():
+    rng = np.random.default_rng(5)
+    model = CountingModel(jnp)
+    lm = LevenbergMarquardt(tol=1e-10)
+    traces, buckets = [], set()
+    for n in range(3, 23):  # 20 lengths, 1 to 22 visits as leaspy's data (3+: two parameters)
+        t = np.sort(rng.uniform(0, 4, n))
+        y = 2.0 * np.exp(-0.7 * t) + 0.05 * rng.normal(size=n)
+        before = model.calls
+        r = lm.minimize(LeastSquares.from_data(model, t, y, backend="jax"), [1.0, 1.0])
+        assert r.valid and r.info["loop"] == "compiled"
+        traces.append(model.calls > before)
+        buckets.add(zfitlite._ragged.bucket_size(n))
+        ref = scipy_fit(lambda p, t=t, y=y: np_residuals(p, t, y), [1.0, 1.0])
+        np.testing.assert_allclose(r.x, ref, rtol=1e-7)
+    assert sorted(buckets) == [8, 12, 16, 24]
+    assert sum(traces) == 4  # one compile per bucket, not one per length
+
+
+def test_ragged_batches_share_a_program_per_bucket():
+    rng = np.random.default_rng(6)
+    model = CountingModel(jnp)
+    lm = LevenbergMarquardt(tol=1e-10)
+
+    def ragged(lengths):
+        ts = [np.sort(rng.uniform(0, 4, n)) for n in lengths]
+        return ts, [2.0 * np.exp(-0.7 * t) + 0.05 * rng.normal(size=t.size) for t in ts]
+
+    template = LeastSquares.from_data(model, np.arange(5.0), np.ones(5), backend="jax")
+    ts, ys = ragged([3, 9, 13, 4])
+    first = minimize_batch(lm, template, [1.0, 1.0], args=[ts, ys])
+    traced = model.calls
+    ts2, ys2 = ragged([14, 5, 6, 11])  # longest 13 and 14 share the bucket 16
+    second = minimize_batch(lm, template, [1.0, 1.0], args=[ts2, ys2])
+    assert model.calls == traced
+    for res, (tt, yy) in ((first, (ts, ys)), (second, (ts2, ys2))):
+        np.testing.assert_array_equal(res.nobs, [t.size for t in tt])
+        for k in range(len(tt)):
+            ref = scipy_fit(lambda p, t=tt[k], y=yy[k]: np_residuals(p, t, y), [1.0, 1.0])
+            np.testing.assert_allclose(res.x[k], ref, rtol=1e-6)
+
+
+# -- 7. the disease-progression personalisation demo ----------------------------------------
+def test_personalisation_demo_is_honest_and_agrees_with_scipy_minimize():
+    from zfitlite.demo_personalise import personalisation_demo
+
+    s = personalisation_demo(verbose=False, n_subjects=400, n_compare=4)
+    assert s.n_valid == 400
+    # posterior pulls against the truth drawn from the prior: mean 0, spread 1
+    assert np.all(np.abs(s.pulls_mean) < 0.2)
+    assert np.all(np.abs(s.pulls_std - 1.0) < 0.2)
+    # the batched LM reaches ScipyMinimize's minimum (or below) on the compared subjects
+    assert s.max_objective_gap < 1e-4
+    assert s.max_shift_in_sigma < 0.05
+    assert np.all(s.batch.nobs > 4)  # visits' scores plus the four prior rows

@@ -51,20 +51,16 @@ class CompositeResiduals:
         The robust loss (``"linear"``: none).
     idx : tuple of int
         The constrained parameters' positions (empty: no constraint rows).
-    nuser : int
-        The number of the user's data arguments.
     """
 
-    def __init__(self, base: Callable, loss: Any, idx: tuple[int, ...], nuser: int) -> None:
+    def __init__(self, base: Callable, loss: Any, idx: tuple[int, ...]) -> None:
         self.base = base
         self.loss = loss
         self.idx = idx
-        self.nuser = nuser
         self.__name__ = getattr(base, "__name__", type(base).__name__)
 
     def __call__(self, x: Any, *args: Any) -> Any:
-        data = args[: self.nuser]
-        w, f_scale, mu, W = args[self.nuser :]
+        data, (w, f_scale, mu, W) = args[:-4], args[-4:]
         r = self.base(x, *data)
         xp = namespace(r) if not isinstance(r, (list, tuple, float)) else np
         if xp is np:
@@ -86,14 +82,13 @@ class CompositeResiduals:
 class CompositeJacobian:
     """The Jacobian of :class:`CompositeResiduals` from a user's Jacobian (no robust loss)."""
 
-    def __init__(self, jacobian: Callable, idx: tuple[int, ...], nuser: int) -> None:
+    def __init__(self, jacobian: Callable, idx: tuple[int, ...]) -> None:
         self.jacobian = jacobian
         self.idx = idx
-        self.nuser = nuser
 
     def __call__(self, x: Any, *args: Any) -> np.ndarray:
-        data = args[: self.nuser]
-        w, _, _, W = (np.asarray(a) for a in args[self.nuser :])
+        data = args[:-4]
+        w, _, _, W = (np.asarray(a) for a in args[-4:])
         J = np.asarray(self.jacobian(x, *data), dtype=np.float64)
         J = np.where((w > 0)[:, None], J * np.sqrt(np.where(w > 0, w, 1.0))[:, None], 0.0)
         if self.idx:
@@ -103,28 +98,22 @@ class CompositeJacobian:
         return J
 
 
-def composite_residuals(
-    base: Callable, loss: Any, idx: tuple[int, ...], nuser: int
-) -> CompositeResiduals:
+def composite_residuals(base: Callable, loss: Any, idx: tuple[int, ...]) -> CompositeResiduals:
     """The composite of ``base`` for this structure, one per structure (remembered on ``base``)."""
-    key = ("composite", loss, idx, nuser)
-    return remembered(
-        base, _COMPOSITE_ATTR, key, lambda: CompositeResiduals(base, loss, idx, nuser)
-    )
+    key = ("composite", loss, idx)
+    return remembered(base, _COMPOSITE_ATTR, key, lambda: CompositeResiduals(base, loss, idx))
 
 
 class ConstrainedScalar:
     """``(x, *data, mu, W, errordef) -> f(x, *data) + errordef * |W (x[idx] - mu)|^2``."""
 
-    def __init__(self, func: Callable, idx: tuple[int, ...], nuser: int) -> None:
+    def __init__(self, func: Callable, idx: tuple[int, ...]) -> None:
         self.func = func
         self.idx = idx
-        self.nuser = nuser
         self.__name__ = getattr(func, "__name__", type(func).__name__)
 
     def __call__(self, x: Any, *args: Any) -> Any:
-        data = args[: self.nuser]
-        mu, W, errordef = args[self.nuser :]
+        data, (mu, W, errordef) = args[:-3], args[-3:]
         f = self.func(x, *data)
         xp = namespace(f) if not isinstance(f, (float, int)) else np
         if xp is np:
@@ -136,12 +125,12 @@ class ConstrainedScalar:
 class ConstrainedGradient:
     """The gradient of :class:`ConstrainedScalar` from a user's gradient (numpy)."""
 
-    def __init__(self, gradient: Callable, idx: tuple[int, ...], nuser: int) -> None:
-        self.gradient, self.idx, self.nuser = gradient, idx, nuser
+    def __init__(self, gradient: Callable, idx: tuple[int, ...]) -> None:
+        self.gradient, self.idx = gradient, idx
 
     def __call__(self, x: Any, *args: Any) -> np.ndarray:
-        mu, W, errordef = (np.asarray(a) for a in args[self.nuser :])
-        g = np.array(self.gradient(x, *args[: self.nuser]), dtype=np.float64)
+        mu, W, errordef = (np.asarray(a) for a in args[-3:])
+        g = np.array(self.gradient(x, *args[:-3]), dtype=np.float64)
         x = np.asarray(x, dtype=np.float64)
         g_c = 2.0 * errordef * W.T @ (W @ (x[list(self.idx)] - mu))
         np.add.at(g, list(self.idx), g_c)
@@ -151,21 +140,21 @@ class ConstrainedGradient:
 class ConstrainedHessian:
     """The Hessian of :class:`ConstrainedScalar` from a user's Hessian (numpy)."""
 
-    def __init__(self, hessian: Callable, idx: tuple[int, ...], nuser: int) -> None:
-        self.hessian, self.idx, self.nuser = hessian, idx, nuser
+    def __init__(self, hessian: Callable, idx: tuple[int, ...]) -> None:
+        self.hessian, self.idx = hessian, idx
 
     def __call__(self, x: Any, *args: Any) -> np.ndarray:
-        _, W, errordef = (np.asarray(a) for a in args[self.nuser :])
-        H = np.array(self.hessian(x, *args[: self.nuser]), dtype=np.float64)
+        _, W, errordef = (np.asarray(a) for a in args[-3:])
+        H = np.array(self.hessian(x, *args[:-3]), dtype=np.float64)
         idx = np.asarray(self.idx)
         np.add.at(H, (idx[:, None], idx[None, :]), 2.0 * errordef * W.T @ W)
         return H
 
 
-def constrained_scalar(func: Callable, idx: tuple[int, ...], nuser: int) -> ConstrainedScalar:
+def constrained_scalar(func: Callable, idx: tuple[int, ...]) -> ConstrainedScalar:
     """One :class:`ConstrainedScalar` per function and structure (remembered on ``func``)."""
-    key = ("scalar", idx, nuser)
-    return remembered(func, _COMPOSITE_ATTR, key, lambda: ConstrainedScalar(func, idx, nuser))
+    key = ("scalar", idx)
+    return remembered(func, _COMPOSITE_ATTR, key, lambda: ConstrainedScalar(func, idx))
 
 
 def observed_count(func: Callable, args: tuple) -> int | None:
@@ -179,7 +168,7 @@ def observed_count(func: Callable, args: tuple) -> int | None:
         nan_mask = np.asarray(args[0], dtype=bool)
         func, args = func.func, args[1:]
     if isinstance(func, CompositeResiduals):
-        w = np.asarray(args[func.nuser])
+        w = np.asarray(args[-4])
         if w.ndim == 0:  # one weight for all: the count needs the residuals' length
             return None if nan_mask is None else int(nan_mask.size - nan_mask.sum())
         ok = w > 0
@@ -195,7 +184,7 @@ def observed_in_member(xp: Any, func: Callable, mask: Any, data: tuple) -> Any:
     """As :func:`observed_count` inside a vectorised batch member (``xp`` arrays)."""
     m = mask.shape[0]
     nobs = m - xp.sum(mask)
-    if isinstance(func, CompositeResiduals) and data[func.nuser].ndim == 1:
-        w = data[func.nuser]
+    if isinstance(func, CompositeResiduals) and data[-4].ndim == 1:
+        w = data[-4]
         nobs = nobs - xp.sum((w <= 0) & ~mask[: w.shape[0]])
     return nobs

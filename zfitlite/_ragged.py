@@ -87,7 +87,8 @@ def batch_data(loss: Any, args: Sequence[Any]) -> tuple:
     loss : any loss accepted by ``minimize_batch``
     args : sequence
         What the user passed: arrays with a leading batch axis, or lists of per-member
-        arrays of different lengths (ragged: padded to the longest with NaN). For a
+        arrays of different lengths (ragged: padded with NaN to the bucket size of the
+        longest, :func:`bucket_size`). For a
         :meth:`~zfitlite.loss.LeastSquares.from_data` loss ``(x, y)`` or ``(x, y,
         sigma)``; for another loss the data of its own residual function.
 
@@ -104,6 +105,7 @@ def batch_data(loss: Any, args: Sequence[Any]) -> tuple:
             (max(np.shape(m)[0] for m in a) for a in args if is_ragged(a)),
             default=0,
         )
+        size = bucket_size(size)  # batches of similar lengths share compiled programs
         args = [pad_ragged(a, size)[0] if is_ragged(a) else a for a in args]
     func = getattr(loss, "residuals_func", None) or getattr(loss, "func", None)
     if not isinstance(func, (CompositeResiduals, ConstrainedScalar)):
@@ -111,7 +113,7 @@ def batch_data(loss: Any, args: Sequence[Any]) -> tuple:
             args.append(_template_sigma(loss, args[1]))
         return tuple(args)
     own = tuple(loss.args)
-    nuser = func.nuser
+    nuser = len(own) - (4 if isinstance(func, CompositeResiduals) else 3)  # then its terms
     from_data = getattr(loss, "data", None) is not None
     if from_data and "cov" in loss.data:
         raise ValueError(
@@ -124,11 +126,6 @@ def batch_data(loss: Any, args: Sequence[Any]) -> tuple:
         args = list(own[:nuser])  # the loss's own data, with its batch axis
     elif from_data and len(args) == nuser - 1:
         args.append(_template_sigma(loss, args[1]))
-    if len(args) != nuser:
-        raise ValueError(
-            f"minimize_batch: the loss's residual function takes {nuser} data argument(s), "
-            f"got {len(args)}"
-        )
     batch = np.shape(args[0])[0]
     extras = list(own[nuser:])
     if isinstance(func, CompositeResiduals) and from_data:

@@ -368,7 +368,10 @@ def _member_loss(
             )
         filled = tuple(np.where(np.isnan(a), 0.0, a) if a.dtype.kind == "f" else a for a in data)
         return LeastSquares(
-            _MaskedResiduals(problem.func),
+            # one wrapper per function: every member reuses the programs compiled for the first
+            remembered(
+                problem.func, BATCH_CACHE_ATTR, "member", lambda: _MaskedResiduals(problem.func)
+            ),
             jacobian=None if problem.jacobian is None else _MaskedJacobian(problem.jacobian),
             errordef=problem.errordef,
             backend=backend,

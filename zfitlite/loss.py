@@ -199,12 +199,11 @@ class SimpleLoss(BaseLoss):
         names = None if self.params is None else self.params.names
         n = None if self.params is None else len(self.params)
         idx, mu, W = combine_constraints(self.constraints, names, n)
-        nuser = len(self.args)
-        self.func = constrained_scalar(self.user_func, idx, nuser)
+        self.func = constrained_scalar(self.user_func, idx)
         if self.gradient_func is not None:
-            self.gradient_func = ConstrainedGradient(self.gradient_func, idx, nuser)
+            self.gradient_func = ConstrainedGradient(self.gradient_func, idx)
         if self.hessian_func is not None:
-            self.hessian_func = ConstrainedHessian(self.hessian_func, idx, nuser)
+            self.hessian_func = ConstrainedHessian(self.hessian_func, idx)
         self.args = (*self.args, mu, W, np.float64(self.errordef))
 
     def _describe(self) -> str:
@@ -349,15 +348,14 @@ class LeastSquares(BaseLoss):
         names = None if self.params is None else self.params.names
         n = None if self.params is None else len(self.params)
         idx, mu, W = combine_constraints(self.constraints, names, n)
-        nuser = len(self.user_args)
-        self.residuals_func = composite_residuals(self.user_residuals, self.robust, idx, nuser)
+        self.residuals_func = composite_residuals(self.user_residuals, self.robust, idx)
         if self.user_jacobian is not None:
             if self.robust != "linear":
                 raise ValueError(
                     "LeastSquares: a robust loss with your own jacobian is not supported; "
                     "leave jacobian=None (autodiff or finite differences)"
                 )
-            self.jacobian_func = CompositeJacobian(self.user_jacobian, idx, nuser)
+            self.jacobian_func = CompositeJacobian(self.user_jacobian, idx)
         w = np.float64(1.0) if self.weights is None else self.weights
         scale = math.sqrt(self.errordef)
         self.args = (*self.user_args, w, np.float64(self.f_scale), mu, scale * W)
