@@ -128,10 +128,12 @@ def test_robust_losses_match_scipy_least_squares(kind):
     r = lm.minimize(loss, start)
     assert r.valid and r.info["loop"] == "compiled"
     np.testing.assert_allclose(r.x, ref, rtol=1e-6)
-    np.testing.assert_allclose(ScipyLeastSquares(tol=1e-12).minimize(loss, start).x, ref, rtol=1e-6)
-    if kind != "user":  # numpy eager
-        rn = lm.minimize(LeastSquares(np_residuals, args=(t, y), loss=kind, f_scale=0.1), start)
-        np.testing.assert_allclose(rn.x, ref, rtol=1e-6)
+    if kind != "user":  # numpy eager, and ScipyLeastSquares on it (nothing to compile)
+        loss_np = LeastSquares(np_residuals, args=(t, y), loss=kind, f_scale=0.1)
+        np.testing.assert_allclose(lm.minimize(loss_np, start).x, ref, rtol=1e-6)
+        np.testing.assert_allclose(
+            ScipyLeastSquares(tol=1e-12).minimize(loss_np, start).x, ref, rtol=1e-6
+        )
     if kind == "huber":  # a batch of three data sets (one compile: kept to one loss)
         ys = np.stack([noisy(seed)[1] for seed in (1, 2, 3)])
         refs = [
@@ -176,17 +178,19 @@ def test_correlated_errors_match_generalised_least_squares():
     Ci = np.linalg.inv(C[np.ix_(keep, keep)])
     cov_gls = np.linalg.inv(X.T @ Ci @ X)
     beta = cov_gls @ X.T @ Ci @ y[keep]
-    loss = LeastSquares.from_data(lambda t, p: p[0] + p[1] * t, t, y, cov=C)
-    assert loss.nobs == keep.sum()
-    for minimizer in (LevenbergMarquardt(tol=1e-10), ScipyLeastSquares(tol=1e-10)):
+    lm, scipy_lsq = LevenbergMarquardt(tol=1e-10), ScipyLeastSquares(tol=1e-10)
+    for minimizer, backend in ((lm, "jax"), (lm, "numpy"), (scipy_lsq, "numpy")):
+        loss = LeastSquares.from_data(lambda t, p: p[0] + p[1] * t, t, y, cov=C, backend=backend)
+        assert loss.nobs == keep.sum()
         r = minimizer.minimize(loss, [0.0, 0.0])
         np.testing.assert_allclose(r.x, beta, rtol=1e-9)
-        np.testing.assert_allclose(r.covariance(), cov_gls, rtol=1e-8)
+        np.testing.assert_allclose(r.covariance(), cov_gls, rtol=1e-6)  # numerical on numpy
         chi2 = (y[keep] - X @ beta) @ Ci @ (y[keep] - X @ beta)
         assert r.fmin == pytest.approx(chi2, rel=1e-9)
     # ignoring the correlations gives another answer
     diag = LevenbergMarquardt(tol=1e-10).minimize(
-        LeastSquares.from_data(lambda t, p: p[0] + p[1] * t, t, y, sigma=0.1), [0.0, 0.0]
+        LeastSquares.from_data(lambda t, p: p[0] + p[1] * t, t, y, sigma=0.1, backend="numpy"),
+        [0.0, 0.0],
     )
     assert np.max(np.abs(diag.x - beta)) > 1e-3
 
@@ -236,7 +240,10 @@ def test_prior_on_least_squares_gives_the_closed_form_posterior():
             model, t, y, sigma=0.3, params=params, backend=backend, constraints=prior
         )
         assert loss.nobs == t.size + 2
-        for minimizer in (LevenbergMarquardt(tol=1e-10), ScipyLeastSquares(tol=1e-10)):
+        minimizers = [LevenbergMarquardt(tol=1e-10)]
+        if backend == "numpy":  # (on JAX it would only compile more)
+            minimizers.append(ScipyLeastSquares(tol=1e-10))
+        for minimizer in minimizers:
             r = minimizer.minimize(loss)
             np.testing.assert_allclose(r.x, mean, rtol=1e-9)
             np.testing.assert_allclose(r.covariance(), cov, rtol=1e-7)
@@ -247,7 +254,8 @@ def test_prior_on_least_squares_gives_the_closed_form_posterior():
         assert errs[name]["upper"] == pytest.approx(np.sqrt(cov[i, i]), rel=1e-5)
     # without the prior: the plain least-squares answer
     plain = LevenbergMarquardt(tol=1e-10).minimize(
-        LeastSquares.from_data(lambda t, p: p[0] + p[1] * t, t, y, sigma=0.3), [0.0, 0.0]
+        LeastSquares.from_data(lambda t, p: p[0] + p[1] * t, t, y, sigma=0.3, backend="numpy"),
+        [0.0, 0.0],
     )
     np.testing.assert_allclose(plain.x, np.linalg.lstsq(X, y, rcond=None)[0], rtol=1e-9)
     assert np.max(np.abs(plain.x - mean)) > 0.05
@@ -258,10 +266,14 @@ def test_prior_on_a_scalar_nll_and_in_a_batch():
     mean, cov = _linear_posterior(X, y, 0.3, mu, P)
 
     def nll(p, t, y):
-        return 0.5 * jnp.sum(((y - p[0] - p[1] * t) / 0.3) ** 2)
+        return 0.5 * np.sum(((y - p[0] - p[1] * t) / 0.3) ** 2)
 
     loss = zfitlite.SimpleLoss(
-        nll, errordef=0.5, args=(t, y), constraints=GaussianConstraint([0, 1], mu, cov=P)
+        nll,
+        errordef=0.5,
+        args=(t, y),
+        constraints=GaussianConstraint([0, 1], mu, cov=P),
+        backend="numpy",
     )
     for minimizer in (zfitlite.minimize.ScipyBFGS(tol=1e-10), zfitlite.minimize.Minuit(tol=1e-6)):
         r = minimizer.minimize(loss, [0.0, 0.0])
@@ -340,7 +352,7 @@ def test_single_fits_of_many_lengths_compile_once_per_bucket():
     model = CountingModel(jnp)
     lm = LevenbergMarquardt(tol=1e-10)
     traces, buckets = [], set()
-    for n in range(3, 23):  # 20 lengths, 1 to 22 visits as leaspy's data (3+: two parameters)
+    for n in range(3, 17):  # 14 lengths (3+: two parameters)
         t = np.sort(rng.uniform(0, 4, n))
         y = 2.0 * np.exp(-0.7 * t) + 0.05 * rng.normal(size=n)
         before = model.calls
@@ -350,8 +362,8 @@ def test_single_fits_of_many_lengths_compile_once_per_bucket():
         buckets.add(zfitlite._ragged.bucket_size(n))
         ref = scipy_fit(lambda p, t=t, y=y: np_residuals(p, t, y), [1.0, 1.0])
         np.testing.assert_allclose(r.x, ref, rtol=1e-7)
-    assert sorted(buckets) == [8, 12, 16, 24]
-    assert sum(traces) == 4  # one compile per bucket, not one per length
+    assert sorted(buckets) == [8, 12, 16]
+    assert sum(traces) == 3  # one compile per bucket, not one per length
 
 
 def test_ragged_batches_share_a_program_per_bucket():
@@ -381,7 +393,7 @@ def test_ragged_batches_share_a_program_per_bucket():
 def test_personalisation_demo_is_honest_and_agrees_with_scipy_minimize():
     from zfitlite.demo_personalise import personalisation_demo
 
-    s = personalisation_demo(verbose=False, n_subjects=400, n_compare=4)
+    s = personalisation_demo(verbose=False, n_subjects=400, n_compare=3)
     assert s.n_valid == 400
     # posterior pulls against the truth drawn from the prior: mean 0, spread 1
     assert np.all(np.abs(s.pulls_mean) < 0.2)
