@@ -62,9 +62,13 @@ def test_compiled_solve_is_reused_for_new_data_of_the_same_shape():
     assert r2.valid
     np.testing.assert_allclose(r2.x, reference(t, y2, [1.0, 1.0]).x, rtol=1e-8)
     assert r2.x[0] == pytest.approx(3.0, rel=0.02)
-    # a new shape compiles once more
+    # another length in the same bucket (25 and 30 points: padded to 32) reuses it too
     t3, y3 = data(2.0, 0.7, n=30)
     lm.minimize(zfitlite.LeastSquares.from_data(model, t3, y3, backend="jax"), [1.0, 1.0])
+    assert model.calls == traced
+    # a new bucket (40 points: 48) compiles once more
+    t4, y4 = data(2.0, 0.7, n=40)
+    lm.minimize(zfitlite.LeastSquares.from_data(model, t4, y4, backend="jax"), [1.0, 1.0])
     assert model.calls > traced
 
 

@@ -220,7 +220,7 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="logger"):
         ScipyMinimize(logger="print")
     with pytest.raises(ValueError, match="problem_id"):
-        ScipyMinimize(format_convergence_issues="{patient_id}")
+        ScipyMinimize(format_convergence_issues="{subject_id}")  # patient_id is leaspy's
     with pytest.raises(TypeError, match="options"):
         ScipyMinimize(options=[("gtol", 1)])
     m = ScipyMinimize("SLSQP", options={"ftol": 1e-9}, tol=1e-4)

@@ -14,13 +14,16 @@ True
 from typing import Any
 
 from . import loss, minimize
+from ._fitloop import FitProgress, fit_each
 from .batch import BatchFitResult, minimize_batch
 from .cache import GraphCachable
+from .constraints import GaussianConstraint
 from .exceptions import BackendNotAvailable, FailMinimizeNaN, MaximumIterationReached, ZfitliteError
 from .loss import LeastSquares, SimpleLoss
 from .params import Params
 from .result import FitResult
 from .status import Status
+from .to_loss import with_constraints
 
 __version__ = "0.1.0"
 
@@ -28,7 +31,9 @@ __all__ = [
     "BackendNotAvailable",
     "BatchFitResult",
     "FailMinimizeNaN",
+    "FitProgress",
     "FitResult",
+    "GaussianConstraint",
     "GraphCachable",
     "LeastSquares",
     "MaximumIterationReached",
@@ -37,10 +42,12 @@ __all__ = [
     "Status",
     "ZfitliteError",
     "__version__",
+    "fit_each",
     "loss",
     "minimize",
     "minimize_batch",
     "plot",
+    "with_constraints",
 ]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 import zfitlite
 from zfitlite.backends import jax_available
+from zfitlite.demo_personalise import personalisation_demo
 
 
 def _peak_on_background(
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     r1 = likelihood_demo(verbose=not args.quiet)
     r2 = least_squares_demo(verbose=not args.quiet)
     r3 = batch_demo(verbose=not args.quiet)
+    personalisation_demo(verbose=not args.quiet)  # 4) disease progression (demo_personalise)
     ok = r1.valid and r2.valid and bool(r3.valid.all())
     print("=" * 78)
     print(

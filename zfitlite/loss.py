@@ -21,6 +21,7 @@ from .backends.numdiff import Typical
 from .backends.ops import forget_native, remembered, same_callable
 from .cache import GraphCachable
 from .params import Params, make_params
+from .robust import robust_key
 
 __all__ = ["BaseLoss", "LeastSquares", "SimpleLoss"]
 
@@ -162,6 +163,8 @@ class SimpleLoss(BaseLoss):
         backend: str = "auto",
         name: str | None = None,
         args: tuple = (),
+        *,
+        constraints: Any = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"SimpleLoss needs a callable func, got {type(func).__name__}")
@@ -180,8 +183,29 @@ class SimpleLoss(BaseLoss):
         self.gradient_func = gradient
         self.hessian_func = hessian
         self.args = args
+        self.user_func = func
+        self.user_gradient = gradient
+        self.user_hessian = hessian
+        self.user_args = args
+        self.constraints = _constraint_list(constraints)
         super().__init__(params=params, errordef=errordef, backend=backend, name=name)
         self.errordef  # noqa: B018 - validate now: a missing errordef is an error at construction
+        if self.constraints:
+            self._add_scalar_constraints()
+
+    def _add_scalar_constraints(self) -> None:
+        from ._composite import ConstrainedGradient, ConstrainedHessian, constrained_scalar
+        from .constraints import combine_constraints
+
+        names = None if self.params is None else self.params.names
+        n = None if self.params is None else len(self.params)
+        idx, mu, W = combine_constraints(self.constraints, names, n)
+        self.func = constrained_scalar(self.user_func, idx)
+        if self.gradient_func is not None:
+            self.gradient_func = ConstrainedGradient(self.gradient_func, idx)
+        if self.hessian_func is not None:
+            self.hessian_func = ConstrainedHessian(self.hessian_func, idx)
+        self.args = (*self.args, mu, W, np.float64(self.errordef))
 
     def _describe(self) -> str:
         name = getattr(getattr(self, "func", None), "__name__", "function")
@@ -244,6 +268,27 @@ class LeastSquares(BaseLoss):
         Data passed to ``residuals`` after ``x``. Keeping data out of the function's
         closure lets compiled solvers (Levenberg-Marquardt on JAX) be reused for new data
         of the same shape without compiling again.
+    mask : array of bool, optional
+        True marks a *missing* residual (as in ``numpy.ma`` and ``BatchFitResult``): it is
+        left out of the loss (set to 0 with its Jacobian row) and of :attr:`nobs`.
+    weights : array_like, optional
+        Per-residual weights ``w >= 0``: the loss is ``sum(w * r**2)``; 0 leaves a point out.
+    loss : {"linear", "soft_l1", "huber", "cauchy", "arctan"} or callable, default "linear"
+        A robust loss with scipy ``least_squares``' meaning (a callable is ``rho(z)``):
+        the loss becomes ``sum(f_scale**2 * rho((r / f_scale)**2))`` (twice scipy's
+        cost: the same minimum), see :mod:`zfitlite.robust` for what errors mean then.
+    f_scale : float, default 1.0
+        The soft margin between inlier and outlier residuals (scipy's ``f_scale``).
+    constraints : GaussianConstraint or list of them, optional
+        Gaussian constraints (priors) on parameters, added as whitened extra residuals
+        (see :mod:`zfitlite.constraints`).
+
+    Notes
+    -----
+    With ``mask``, ``weights``, ``loss`` or ``constraints`` the residual function the
+    solvers see (``residuals_func``) is a :class:`~zfitlite._composite.CompositeResiduals`
+    of yours, one per function and structure, whose arguments are ``(x, *args, w,
+    f_scale, mu, W)``; ``user_residuals`` and ``user_args`` keep what you gave.
     """
 
     is_least_squares = True
@@ -257,6 +302,12 @@ class LeastSquares(BaseLoss):
         backend: str = "auto",
         name: str | None = None,
         args: tuple = (),
+        *,
+        mask: Any = None,
+        weights: Any = None,
+        loss: Any = "linear",
+        f_scale: float = 1.0,
+        constraints: Any = None,
     ) -> None:
         if not callable(residuals):
             raise TypeError(
@@ -273,12 +324,56 @@ class LeastSquares(BaseLoss):
         self.residuals_func = residuals
         self.jacobian_func = jacobian
         self.args = args
+        self.user_residuals = residuals
+        self.user_jacobian = jacobian
+        self.user_args = args
         self.data: dict[str, Any] | None = None
+        #: ``args`` with the data padded to a bucket size (``from_data``), used on JAX
+        #: (one compiled program per bucket, not per length).
+        self.padded_args: tuple | None = None
         super().__init__(params=params, errordef=errordef, backend=backend, name=name)
+        self.robust = robust_key(loss)
+        self.f_scale = float(f_scale)
+        if not (np.isfinite(self.f_scale) and self.f_scale > 0):
+            raise ValueError(f"LeastSquares: f_scale must be finite and > 0, got {f_scale!r}")
+        self.constraints = _constraint_list(constraints)
+        self.weights = _point_weights(mask, weights)
+        if self.weights is not None or self.robust != "linear" or self.constraints:
+            self._compose()
+
+    def _compose(self) -> None:
+        """Route the residuals through the composite (weights, robust loss, constraints)."""
+        from ._composite import CompositeJacobian, composite_residuals
+        from .constraints import combine_constraints
+
+        names = None if self.params is None else self.params.names
+        n = None if self.params is None else len(self.params)
+        idx, mu, W = combine_constraints(self.constraints, names, n)
+        self.residuals_func = composite_residuals(self.user_residuals, self.robust, idx)
+        if self.user_jacobian is not None:
+            if self.robust != "linear":
+                raise ValueError(
+                    "LeastSquares: a robust loss with your own jacobian is not supported; "
+                    "leave jacobian=None (autodiff or finite differences)"
+                )
+            self.jacobian_func = CompositeJacobian(self.user_jacobian, idx)
+        w = np.float64(1.0) if self.weights is None else self.weights
+        scale = math.sqrt(self.errordef)
+        self.args = (*self.user_args, w, np.float64(self.f_scale), mu, scale * W)
+
+    @property
+    def nobs(self) -> int | None:
+        """The observed residuals (unmasked points plus constraint rows); None when not
+        known without evaluating the residuals (then every residual counts)."""
+        from ._composite import observed_count
+
+        return observed_count(self.residuals_func, self.args)
 
     def reset_cache(self, reset_from: GraphCachable) -> None:
         """Clear compiled functions, including the compiled solvers built on ``residuals``."""
         forget_native(self.residuals_func)
+        if self.user_residuals is not self.residuals_func:
+            forget_native(self.user_residuals)
         super().reset_cache(reset_from)
 
     def _traced_function(self) -> Callable:
@@ -287,8 +382,11 @@ class LeastSquares(BaseLoss):
         return functools.partial(after_x, self.residuals_func, self.args)
 
     def _build(self, backend: Backend, n: int, typical: Typical) -> CompiledLoss:
+        args = self.args
+        if backend.name == "jax" and self.padded_args is not None:
+            args = self.padded_args  # from_data: the data padded to its bucket size
         return backend.least_squares(
-            self.residuals_func, n, jacobian=self.jacobian_func, typical=typical, args=self.args
+            self.residuals_func, n, jacobian=self.jacobian_func, typical=typical, args=args
         )
 
     @classmethod
@@ -301,6 +399,13 @@ class LeastSquares(BaseLoss):
         params: Any = None,
         backend: str = "auto",
         name: str | None = None,
+        *,
+        cov: Any = None,
+        weights: Any = None,
+        loss: Any = "linear",
+        f_scale: float = 1.0,
+        constraints: Any = None,
+        pad: bool = True,
     ) -> LeastSquares:
         """Build the residuals ``(y - model(x, p)) / sigma`` from data.
 
@@ -316,7 +421,22 @@ class LeastSquares(BaseLoss):
             Uncertainties of ``y`` (default 1); must be positive.
         params, backend, name
             As for :class:`LeastSquares`.
+        cov : array_like, optional
+            ``(m, m)`` covariance matrix of ``y`` (instead of ``sigma``): the residuals are
+            whitened once with its Cholesky factor, ``L^-1 (y - model)`` with
+            ``C = L L^T`` taken over the observed points (generalised least squares).
+        weights, loss, f_scale, constraints
+            As for :class:`LeastSquares` (``weights`` multiply ``1 / sigma**2``).
+        pad : bool, default True
+            On JAX, pad the observed points to a few bucket sizes
+            (8, 12, 16, 24, 32, 48, ...: see :func:`zfitlite._ragged.bucket_size`) with
+            masked points, so that fits of the same model to data of different lengths
+            reuse compiled programs (there the residual vector ends with zeros for the
+            padding). The padded points count nowhere (:attr:`nobs` is the number of
+            observed points).
         """
+        from ._ragged import bucket_size, pad_rows
+
         if not callable(model):
             raise TypeError(f"from_data needs a callable model(x, p), got {type(model).__name__}")
         xa = np.asarray(x, dtype=np.float64)
@@ -328,6 +448,14 @@ class LeastSquares(BaseLoss):
                 f"x and y must have the same length: x has shape {xa.shape}, y has shape {ya.shape}"
             )
         mask = np.isfinite(ya)
+        wa = None
+        if weights is not None:
+            wa = np.broadcast_to(np.asarray(weights, dtype=np.float64), ya.shape)
+            if not np.all(np.isfinite(wa) & (wa >= 0)):
+                raise ValueError("weights must be finite and >= 0")
+            mask = mask & (wa > 0)
+        if cov is not None and sigma is not None:
+            raise ValueError("from_data takes sigma or cov, not both")
         if sigma is None:
             sa = np.ones_like(ya)
         else:
@@ -344,15 +472,99 @@ class LeastSquares(BaseLoss):
             raise ValueError(
                 "x has non-finite entries where y is observed; mark such points missing with y = NaN"
             )
-        loss = cls(
-            _data_residuals(model),
+        k = int(mask.sum())
+        w_obs = np.ones(k) if wa is None else wa[mask]
+        if cov is not None:
+            white = _whitening(cov, mask, ya.shape[0])
+            func = _whitened_residuals(model)
+            sa = np.sqrt(np.diag(np.asarray(cov, dtype=np.float64))).copy()
+        else:
+            func = _data_residuals(model)
+
+        def padded(size: int) -> tuple:
+            if cov is not None:
+                whiten = np.zeros((size, size))
+                whiten[:k, :k] = white
+                return (pad_rows(xa[mask], size), pad_rows(ya[mask], size, 0.0), whiten)
+            return (
+                pad_rows(xa[mask], size),
+                pad_rows(ya[mask], size, 0.0),
+                pad_rows(sa[mask], size, 1.0),
+            )
+
+        result = cls(
+            func,
             params=params,
             backend=backend,
             name=name,
-            args=(xa[mask], ya[mask], sa[mask]),
+            args=padded(k),
+            weights=w_obs,
+            loss=loss,
+            f_scale=f_scale,
+            constraints=constraints,
         )
-        loss.data = {"model": model, "x": xa, "y": ya, "sigma": sa, "mask": mask}
-        return loss
+        size = bucket_size(k) if pad else k
+        if size != k:
+            w_pad = np.concatenate([w_obs, np.zeros(size - k)])  # 0: a padded point
+            result.padded_args = (*padded(size), w_pad, *result.args[4:])
+        result.data = {"model": model, "x": xa, "y": ya, "sigma": sa, "mask": mask}
+        if cov is not None:
+            result.data["cov"] = np.asarray(cov, dtype=np.float64)
+        return result
+
+
+def _constraint_list(constraints: Any) -> list:
+    """``constraints`` as a list of :class:`~zfitlite.constraints.GaussianConstraint`."""
+    from .constraints import GaussianConstraint
+
+    if constraints is None:
+        return []
+    if isinstance(constraints, GaussianConstraint):
+        return [constraints]
+    out = list(constraints)
+    for c in out:
+        if not isinstance(c, GaussianConstraint):
+            raise TypeError(
+                f"constraints must be GaussianConstraint objects, got {type(c).__name__}"
+            )
+    return out
+
+
+def _point_weights(mask: Any, weights: Any) -> np.ndarray | None:
+    """Per-residual weights from ``mask`` (True: missing) and ``weights``; None if neither."""
+    if mask is None and weights is None:
+        return None
+    w = None
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(w) & (w >= 0)):
+            raise ValueError("LeastSquares: weights must be finite and >= 0")
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.dtype != bool:
+            raise TypeError(
+                f"LeastSquares: mask must be an array of bool (True: missing), got {m.dtype}"
+            )
+        m = m.reshape(-1)
+        if w is not None and w.shape != m.shape:
+            raise ValueError(f"mask has shape {m.shape} but weights have {w.shape}")
+        w = np.where(m, 0.0, 1.0 if w is None else w)
+    return w
+
+
+def _whitening(cov: Any, mask: np.ndarray, m: int) -> np.ndarray:
+    """``L^-1`` for the observed block of ``cov`` (``C = L L^T``), checked."""
+    c = np.asarray(cov, dtype=np.float64)
+    if c.shape != (m, m):
+        raise ValueError(f"cov must have shape {(m, m)} (one row per y), got {c.shape}")
+    c = c[np.ix_(mask, mask)]
+    if not (np.all(np.isfinite(c)) and np.allclose(c, c.T, rtol=1e-12, atol=0.0)):
+        raise ValueError("cov must be finite and symmetric")
+    try:
+        chol = np.linalg.cholesky(c)
+    except np.linalg.LinAlgError:
+        raise ValueError("cov must be positive definite (over the observed points)") from None
+    return np.linalg.solve(chol, np.eye(c.shape[0]))
 
 
 _WRAPPER_ATTR = "__zfitlite_loss__"
@@ -380,3 +592,15 @@ def _data_residuals(model: Callable) -> Callable:
         build,
         valid=lambda f: same_callable(getattr(f, "__wrapped_model__", None), model),
     )
+
+
+def _whitened_residuals(model: Callable) -> Callable:
+    """``(p, x, y, W) -> W @ (y - model(x, p))``, one function per model (remembered on it)."""
+
+    def build() -> Callable:
+        def whitened(p: Any, x: Any, y: Any, W: Any) -> Any:
+            return W @ (y - model(x, p))
+
+        return whitened
+
+    return remembered(model, _RESIDUALS_ATTR + "cov", "whitened", build)

@@ -11,9 +11,17 @@ from typing import Any
 
 from .adapters import adapt_external
 from .backends.ops import remembered, same_callable
-from .loss import _ERRORDEF_HELP, _WRAPPER_ATTR, BaseLoss, _CallableLoss
+from .loss import (
+    _ERRORDEF_HELP,
+    _WRAPPER_ATTR,
+    BaseLoss,
+    LeastSquares,
+    SimpleLoss,
+    _CallableLoss,
+    _constraint_list,
+)
 
-__all__ = ["as_loss"]
+__all__ = ["as_loss", "with_constraints"]
 
 
 def as_loss(obj: Any) -> BaseLoss:
@@ -49,3 +57,53 @@ def as_loss(obj: Any) -> BaseLoss:
         f"a loss must be a callable with an errordef attribute, a zfitlite loss or a FitResult; "
         f"got {type(obj).__name__}"
     )
+
+
+def with_constraints(loss: Any, constraints: Any) -> BaseLoss:
+    """A copy of ``loss`` with Gaussian ``constraints`` added (see :mod:`zfitlite.constraints`).
+
+    Parameters
+    ----------
+    loss : LeastSquares, SimpleLoss or a callable with ``errordef``
+    constraints : GaussianConstraint or list of them
+
+    Returns
+    -------
+    BaseLoss
+        A :class:`LeastSquares` with extra whitened residuals, or a :class:`SimpleLoss`
+        with ``errordef * chi2`` of the constraints added.
+    """
+    loss = as_loss(loss)
+    extra = _constraint_list(constraints)
+    if isinstance(loss, LeastSquares):
+        new = LeastSquares(
+            loss.user_residuals,
+            params=loss.params,
+            jacobian=loss.user_jacobian,
+            errordef=loss.errordef,
+            backend=loss.backend_request,
+            name=loss.name,
+            args=loss.user_args,
+            weights=loss.weights,
+            loss=loss.robust,
+            f_scale=loss.f_scale,
+            constraints=[*loss.constraints, *extra],
+        )
+        new.data = loss.data
+        if loss.padded_args is not None:
+            k = len(loss.user_args) + 1  # the padded data and weights, the new terms
+            new.padded_args = (*loss.padded_args[:k], *new.args[k:])
+        return new
+    if isinstance(loss, SimpleLoss):
+        return SimpleLoss(
+            loss.user_func,
+            params=loss.params,
+            errordef=loss.errordef,
+            gradient=loss.user_gradient,
+            hessian=loss.user_hessian,
+            backend=loss.backend_request,
+            name=loss.name,
+            args=loss.user_args,
+            constraints=[*loss.constraints, *extra],
+        )
+    raise TypeError(f"cannot add constraints to a {type(loss).__name__}")

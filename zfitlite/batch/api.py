@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .._ragged import batch_data
 from .executors import _default_chunk, _local_threads, _run_chunks, _show_progress
 from .problem import _as_data, _jax_traceable, _loss_parts, _Problem
 from .result import BatchFitResult
@@ -95,7 +96,7 @@ def minimize_batch(
         args = loss_args
     if not isinstance(args, (tuple, list)):
         raise TypeError(f"args must be a tuple of arrays, got {type(args).__name__}")
-    data = _as_data(args)
+    data = _as_data(batch_data(loss, args))  # ragged lists padded, the loss's own terms added
     x0a = np.asarray(x0, dtype=np.float64)
     if x0a.ndim not in (1, 2):
         raise ValueError(f"x0 must have shape (n,) or (batch, n), got {x0a.shape}")

@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from .._composite import observed_count
 from ..exceptions import FailMinimizeNaN
 from ..params import Params
 from ..result import FitResult
 from ..status import Status
 from .problem import (
+    _MaskedResiduals,
     _member_data,
     _member_loss,
     _missing_mask,
@@ -42,7 +44,9 @@ def _solve_each(
             if np.all(np.isfinite(x0[i]))
             else None
         )
-        nobs = -1 if mask is None else int(mask.size - mask.sum())
+        nobs = (
+            -1 if mask is None else observed_count(_MaskedResiduals(problem.func), (mask, *member))
+        )
         if params is None:
             results.append(
                 _invalid_result(problem, x0[i], Status.NONFINITE, "start value not finite")

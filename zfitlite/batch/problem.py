@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.ops import numpy_ops
+from ..backends.ops import BATCH_CACHE_ATTR, numpy_ops, remembered
 from ..loss import BaseLoss, LeastSquares, SimpleLoss, _CallableLoss
 from ..params import Params
 
@@ -167,7 +167,10 @@ def _member_loss(
             )
         filled = _filled(np, data)
         return LeastSquares(
-            _MaskedResiduals(problem.func),
+            # one wrapper per function: every member reuses the programs compiled for the first
+            remembered(
+                problem.func, BATCH_CACHE_ATTR, "member", lambda: _MaskedResiduals(problem.func)
+            ),
             jacobian=None if problem.jacobian is None else _MaskedJacobian(problem.jacobian),
             errordef=problem.errordef,
             backend=backend,

@@ -107,9 +107,8 @@ class BatchFitResult:
             for k, r in enumerate(fits):
                 r.info["index"] = k
                 _store_hesse(r)
-            masks = [m for o in outs for m in o["masks"]]
             x = np.array([r.x for r in fits]).reshape(len(fits), n)
-            nobs = np.array([-1 if m is None else int(m.size - m.sum()) for m in masks])
+            nobs = np.array([int(r.info.get("nobs", -1)) for r in fits])
             return cls(
                 x=x,
                 fmin=np.array([r.fmin for r in fits], dtype=np.float64),

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._composite import observed_in_member
 from ..backends.ops import BATCH_CACHE_ATTR, remembered, remembered_jit
 from ..solvers.driver import pack, solve, unpack
 from .problem import _prepare_member, _Problem
@@ -59,7 +60,7 @@ def _lm_member(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: t
     fns, geodesic, func = static
     xp = ops.xp
     mask, filled = _prepare_member(ops, func, x0, data)
-    nobs = mask.shape[0] - xp.sum(mask)
+    nobs = observed_in_member(xp, func, mask, filled)
     cfg = cfg._replace(nobs=nobs * 1.0)
     out = solve(LSQSolver(fns, ops, lower, upper, cfg, geodesic), x0, (mask, *filled))
     return out, mask, nobs
@@ -94,7 +95,7 @@ def _value_member(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data
     if kind == "lsq":
         mask, filled = _prepare_member(ops, func, x0, data)
         args = (mask, *filled)
-        nobs = mask.shape[0] - xp.sum(mask)
+        nobs = observed_in_member(xp, func, mask, filled)
     else:
         args = data
         mask = xp.zeros((0,), dtype=bool)

@@ -395,7 +395,9 @@ class LevenbergMarquardt(BaseMinimizer):
 
     def _lsq_settings(self, evaluator: Any, compiled: bool) -> LSQSettings:
         budget = evaluator.maxiter - evaluator.ncalls if compiled else np.inf
-        return self.lsq_settings(evaluator.errordef, budget)
+        nobs = getattr(evaluator.loss, "nobs", None)  # masked points and constraint rows
+        cfg = self.lsq_settings(evaluator.errordef, budget)
+        return cfg if nobs is None else cfg._replace(nobs=float(nobs))
 
     def lsq_settings(self, errordef: float, maxfev: float) -> LSQSettings:
         """The numbers of one least-squares solve (also used by ``minimize_batch``)."""

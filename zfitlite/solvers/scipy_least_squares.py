@@ -63,8 +63,8 @@ class ScipyLeastSquares(ScipyRoundsMinimizer):
     scalar loss has none (its square root is not a residual vector whose Jacobian gives
     the Gauss-Newton Hessian, and it fails for losses that can be negative, such as a
     negative log-likelihood), so a scalar loss raises ``TypeError`` pointing to the
-    scalar minimizers. Robust losses (``loss="soft_l1"`` ...) are not offered: they
-    change the objective away from the sum of squares the EDM and errors refer to.
+    scalar minimizers. Robust losses are set on the loss, not here:
+    ``LeastSquares(..., loss="soft_l1", f_scale=...)`` (see :mod:`zfitlite.robust`).
     """
 
     _DEFAULT_NAME = "ScipyLeastSquares"
@@ -185,7 +185,9 @@ class ScipyLeastSquares(ScipyRoundsMinimizer):
             free = free_mask(x, g, params.lower, params.upper)
         else:
             free = np.ones(x.size, dtype=bool)
-        goal = float(lsq_goal(np, self.tol * evaluator.errordef, f, r.size, x.size))
+        nobs = getattr(evaluator.loss, "nobs", None)  # masked points and constraint rows
+        m = r.size if nobs is None else int(nobs)
+        goal = float(lsq_goal(np, self.tol * evaluator.errordef, f, m, x.size))
         return Measure(x=x, f=f, g=g, H=H, edm=lsq_edm(J, r, free), goal=goal, free=free)
 
     def _stalled_but_converged(self, m: Measure, criterion: Any) -> bool:

@@ -41,7 +41,13 @@ __all__ = ["ScipyMinimize"]
 _PROBLEM_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "zfitlite_problem_id", default=None
 )
-_FORMAT_FIELDS = ("problem_id", "optimization_result_pformat", "optimization_result_obj")
+#: ``patient_id`` is leaspy's name of ``problem_id``: leaspy's format strings work unchanged.
+_FORMAT_FIELDS = (
+    "problem_id",
+    "patient_id",
+    "optimization_result_pformat",
+    "optimization_result_obj",
+)
 
 
 class _Anything:
@@ -79,7 +85,8 @@ class ScipyMinimize(BaseMinimizer):
         frequent and harmless at ``gtol=1e-2``), in which case nothing is reported.
     format_convergence_issues : str, optional
         Format of that report, with the fields ``problem_id`` (the loss's ``name``, the
-        ``problem_id`` given to :meth:`minimize`, or ``"problem"``),
+        ``problem_id`` given to :meth:`minimize`, or ``"problem"``; also as
+        ``patient_id``, leaspy's name, so leaspy's format strings work unchanged),
         ``optimization_result_pformat`` (scipy's result, pretty-printed) and
         ``optimization_result_obj`` (scipy's result itself). Default
         :attr:`DEFAULT_FORMAT_CONVERGENCE_ISSUES`.
@@ -259,6 +266,7 @@ class ScipyMinimize(BaseMinimizer):
         logger(
             self.format_convergence_issues.format(
                 problem_id=problem_id,
+                patient_id=problem_id,
                 optimization_result_pformat=text,
                 optimization_result_obj=res,
             )
