@@ -103,7 +103,7 @@ def test_nan_data_same_answer_single_compiled_batch_and_members():
     assert batch.valid.all() and members.valid.all()
     # the per-member covariance is that of the single fit
     np.testing.assert_allclose(
-        batch.errors()[0],
+        batch.hesse_errors[0],
         np.sqrt(np.diag(lm.minimize(template, [1.0, 1.0]).covariance(method="approx"))),
         rtol=1e-6,
     )

@@ -152,7 +152,7 @@ def personalisation_demo(
         progress=False,
     )
     elapsed = time.perf_counter() - start
-    errors = result.errors()
+    errors = result.hesse_errors
     pulls = (result.x - data["z"]) / errors
     # the same fits, member by member, with leaspy's default (BFGS, gtol 1e-2)
     k = min(n_compare, n_subjects)

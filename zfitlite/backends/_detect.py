@@ -116,6 +116,12 @@ def _scan(func: Any, depth: int, seen: set[int], found: set[str]) -> None:
             return
         _scan(func.__func__, depth, seen, found)
         return
+    if _ours(func):
+        # zfitlite's own wrappers (masked, robust, constrained residuals ...): what they
+        # wrap decides, not the numpy plumbing of their module
+        for value in _wrapped(func):
+            _value(value, depth, seen, found)
+        return
     if not isinstance(func, types.FunctionType):
         call = getattr(type(func), "__call__", None)  # noqa: B004 - the method itself
         if isinstance(call, types.FunctionType):
@@ -137,6 +143,25 @@ def _scan(func: Any, depth: int, seen: set[int], found: set[str]) -> None:
     for name in _names(func.__code__):
         if name in glob:
             _value(glob[name], depth + 1, seen, found)
+
+
+def _ours(func: Any) -> bool:
+    """True for a function or callable object defined by zfitlite itself."""
+    module = func.__module__ if isinstance(func, types.FunctionType) else type(func).__module__
+    return isinstance(module, str) and module.split(".", 1)[0] == "zfitlite"
+
+
+def _wrapped(func: Any) -> list[Any]:
+    """What a zfitlite wrapper holds: its closure's values, or the object's attributes."""
+    if isinstance(func, types.FunctionType):
+        out = []
+        for cell in func.__closure__ or ():
+            try:
+                out.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                continue
+        return out
+    return list(getattr(func, "__dict__", {}).values())
 
 
 def _value(value: Any, depth: int, seen: set[int], found: set[str]) -> None:
