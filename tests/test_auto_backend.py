@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import types
+import weakref
 
 import numpy as np
 import pytest
@@ -164,11 +165,12 @@ def test_the_choice_is_remembered_per_function(traces):
     x = np.linspace(0.0, 1.0, 11)
     zfitlite.LeastSquares(resid, args=(x, 2.0 * x)).backend_for(2)
     assert len(traces) == 4
-    assert pure in _detect._CHOICES
-    count = len(_detect._CHOICES)
+    assert pure in _detect._CHOICES and resid in _detect._CHOICES
+    gone = [weakref.ref(pure), weakref.ref(resid)]
+    traces.clear()  # the spy's own references
     del pure, resid
     gc.collect()
-    assert len(_detect._CHOICES) <= count - 2
+    assert [r() for r in gone] == [None, None]  # the memory keeps no function alive
 
 
 def test_a_numpy_script_does_not_import_jax():
