@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.optimize
 
+from .._composite import observed_points
 from ..exceptions import FailMinimizeNaN
 from ..strategy import nonfinite_at_start_message
 from ._scipy_common import (
@@ -197,7 +198,7 @@ class ScipyLeastSquares(ScipyRoundsMinimizer):
             free = free_mask(x, g, params.lower, params.upper)
         else:
             free = np.ones(x.size, dtype=bool)
-        nobs = getattr(evaluator.loss, "nobs", None)  # masked points and constraint rows
+        nobs = observed_points(evaluator.loss, x)  # masked points and constraint rows
         goal = lsq_goal(self.tol, evaluator.errordef, f, r.size if nobs is None else nobs, x.size)
         return Measure(x=x, f=f, g=g, H=H, edm=lsq_edm(J, r, free), goal=goal, free=free)
 
