@@ -109,6 +109,27 @@ def test_nan_data_same_answer_single_compiled_batch_and_members():
     )
 
 
+def test_nan_in_a_residual_functions_data_is_missing_as_in_a_batch():
+    """The issue's first report: NaN-padded data in a single fit used to raise FailMinimizeNaN."""
+    t, y = noisy(outliers=False, n=14)
+    y[[1, 5]] = np.nan
+    t_pad, y_pad = np.append(t, [np.nan] * 2), np.append(y, [np.nan] * 2)  # padded by hand
+    ok = np.isfinite(y)
+    ref = scipy_fit(lambda p: np_residuals(p, t[ok], y[ok]), [1.0, 1.0])
+    lm = LevenbergMarquardt(tol=1e-12)
+    for residuals in (np_residuals, exp_residuals):
+        loss = LeastSquares(residuals, args=(t_pad, y_pad), params={"a": 1.0, "b": 1.0})
+        assert loss.nan_data and loss.nobs == ok.sum()
+        r = lm.minimize(loss)
+        assert r.valid
+        np.testing.assert_allclose(r.x, ref, rtol=1e-8)
+        if residuals is np_residuals:
+            np.testing.assert_allclose(
+                ScipyLeastSquares(tol=1e-12).minimize(loss).x, ref, rtol=1e-8
+            )
+    assert r.info["loop"] == "compiled"
+
+
 # -- 4. robust losses --------------------------------------------------------------------
 def _user_rho(z):
     return 2.0 * (jnp.sqrt(1.0 + z) - 1.0)  # soft_l1 written by hand

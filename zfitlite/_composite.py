@@ -25,7 +25,13 @@ import numpy as np
 from .backends.ops import remembered
 from .robust import namespace, transform
 
-__all__ = ["CompositeResiduals", "ConstrainedScalar", "composite_residuals", "observed_count"]
+__all__ = [
+    "CompositeResiduals",
+    "ConstrainedScalar",
+    "composite_residuals",
+    "observed_count",
+    "observed_points",
+]
 
 _COMPOSITE_ATTR = "__zfitlite_composite__"
 
@@ -40,6 +46,48 @@ def _take(xp: Any, x: Any, idx: tuple[int, ...]) -> Any:
     return x[np.asarray(idx)]
 
 
+def _xp_of(r: Any) -> Any:
+    return namespace(r) if not isinstance(r, (list, tuple, float, np.ndarray)) else np
+
+
+def _flat(r: Any) -> Any:
+    xp = _xp_of(r)
+    if xp is np:
+        r = np.asarray(r, dtype=np.float64)
+    return xp.reshape(r, (-1,))
+
+
+def _is_float(a: Any) -> bool:
+    dtype = getattr(a, "dtype", None)
+    if dtype is None:
+        return isinstance(a, float)
+    try:
+        return np.dtype(getattr(dtype, "as_numpy_dtype", dtype)).kind == "f"
+    except TypeError:
+        return False
+
+
+def _fill(a: Any) -> Any:
+    """``a`` with NaN replaced by 0 (float arrays; others unchanged)."""
+    if not _is_float(a):
+        return a
+    xp = _xp_of(a)
+    return xp.where(xp.isnan(a), 0.0, a)
+
+
+def has_nan(args: tuple) -> bool:
+    """Whether any float array in ``args`` holds NaN (host arrays only)."""
+    return any(_is_float(a) and bool(np.isnan(np.asarray(a)).any()) for a in args)
+
+
+def missing_at(base: Callable, x: Any, data: tuple) -> np.ndarray:
+    """The residuals of ``base(x, *data)`` that are missing (NaN only because of NaN data)."""
+    with np.errstate(all="ignore"):
+        raw = np.asarray(_flat(base(x, *data)), dtype=np.float64)
+        filled = np.asarray(_flat(base(x, *(_fill(a) for a in data))), dtype=np.float64)
+    return np.isnan(raw) & ~np.isnan(filled)
+
+
 class CompositeResiduals:
     """``(x, *data, w, f_scale, mu, W) -> residuals`` (see the module notes); picklable.
 
@@ -51,21 +99,30 @@ class CompositeResiduals:
         The robust loss (``"linear"``: none).
     idx : tuple of int
         The constrained parameters' positions (empty: no constraint rows).
+    fill_nan : bool
+        The data hold NaN (missing values): ``minimize_batch``'s rule, a residual is missing
+        when it is NaN with the data as given but not with the NaNs replaced by 0.
     """
 
-    def __init__(self, base: Callable, loss: Any, idx: tuple[int, ...]) -> None:
+    def __init__(
+        self, base: Callable, loss: Any, idx: tuple[int, ...], fill_nan: bool = False
+    ) -> None:
         self.base = base
         self.loss = loss
         self.idx = idx
+        self.fill_nan = fill_nan
         self.__name__ = getattr(base, "__name__", type(base).__name__)
 
     def __call__(self, x: Any, *args: Any) -> Any:
         data, (w, f_scale, mu, W) = args[:-4], args[-4:]
-        r = self.base(x, *data)
-        xp = namespace(r) if not isinstance(r, (list, tuple, float)) else np
-        if xp is np:
-            r = np.asarray(r, dtype=np.float64)
-        r = xp.reshape(r, (-1,))
+        if self.fill_nan:
+            r = _flat(self.base(x, *(_fill(a) for a in data)))
+            xp = _xp_of(r)
+            raw = _flat(self.base(x, *data))
+            r = xp.where(xp.isnan(raw) & ~xp.isnan(r), 0.0, r)
+        else:
+            r = _flat(self.base(x, *data))
+            xp = _xp_of(r)
         observed = w > 0
         r = xp.where(observed, r * xp.sqrt(xp.where(observed, w, 1.0)), 0.0)
         r = transform(xp, self.loss, r, f_scale)
@@ -80,16 +137,28 @@ class CompositeResiduals:
 
 
 class CompositeJacobian:
-    """The Jacobian of :class:`CompositeResiduals` from a user's Jacobian (no robust loss)."""
+    """The Jacobian of :class:`CompositeResiduals` from a user's Jacobian (no robust loss).
 
-    def __init__(self, jacobian: Callable, idx: tuple[int, ...]) -> None:
+    With ``base`` (data holding NaN), the rows of missing residuals are 0 and the Jacobian
+    is taken on the data with NaN replaced by 0.
+    """
+
+    def __init__(
+        self, jacobian: Callable, idx: tuple[int, ...], base: Callable | None = None
+    ) -> None:
         self.jacobian = jacobian
         self.idx = idx
+        self.base = base
 
     def __call__(self, x: Any, *args: Any) -> np.ndarray:
         data = args[:-4]
         w, _, _, W = (np.asarray(a) for a in args[-4:])
+        if self.base is not None:
+            missing = missing_at(self.base, x, data)
+            w = np.where(missing, 0.0, np.broadcast_to(w, missing.shape))
+            data = tuple(_fill(a) for a in data)
         J = np.asarray(self.jacobian(x, *data), dtype=np.float64)
+        w = np.broadcast_to(w, J.shape[:1])
         J = np.where((w > 0)[:, None], J * np.sqrt(np.where(w > 0, w, 1.0))[:, None], 0.0)
         if self.idx:
             Jc = np.zeros((len(self.idx), J.shape[1]))
@@ -98,10 +167,14 @@ class CompositeJacobian:
         return J
 
 
-def composite_residuals(base: Callable, loss: Any, idx: tuple[int, ...]) -> CompositeResiduals:
+def composite_residuals(
+    base: Callable, loss: Any, idx: tuple[int, ...], fill_nan: bool = False
+) -> CompositeResiduals:
     """The composite of ``base`` for this structure, one per structure (remembered on ``base``)."""
-    key = ("composite", loss, idx)
-    return remembered(base, _COMPOSITE_ATTR, key, lambda: CompositeResiduals(base, loss, idx))
+    key = ("composite", loss, idx, fill_nan)
+    return remembered(
+        base, _COMPOSITE_ATTR, key, lambda: CompositeResiduals(base, loss, idx, fill_nan)
+    )
 
 
 class ConstrainedScalar:
@@ -167,6 +240,8 @@ def observed_count(func: Callable, args: tuple) -> int | None:
     if type(func).__name__ == "_MaskedResiduals" and args:
         nan_mask = np.asarray(args[0], dtype=bool)
         func, args = func.func, args[1:]
+    if isinstance(func, CompositeResiduals) and func.fill_nan and nan_mask is None:
+        return None  # which points are missing depends on the residuals: see observed_points
     if isinstance(func, CompositeResiduals):
         w = np.asarray(args[-4])
         if w.ndim == 0:  # one weight for all: the count needs the residuals' length
@@ -188,3 +263,19 @@ def observed_in_member(xp: Any, func: Callable, mask: Any, data: tuple) -> Any:
         w = data[-4]
         nobs = nobs - xp.sum((w <= 0) & ~mask[: w.shape[0]])
     return nobs
+
+
+def observed_points(loss: Any, x: Any) -> int | None:
+    """The observed residuals of ``loss`` for a fit starting at ``x``, or None if unknown.
+
+    As ``loss.nobs``, and for a loss whose data hold NaN, counted from the residuals at
+    ``x`` (a residual that is NaN only because of NaN data is missing).
+    """
+    func = getattr(loss, "residuals_func", None)
+    if not (isinstance(func, CompositeResiduals) and func.fill_nan):
+        return getattr(loss, "nobs", None)
+    args = tuple(loss.args)
+    w = np.asarray(args[-4])
+    missing = missing_at(func.base, np.asarray(x, dtype=np.float64), args[:-4])
+    ok = ~missing if w.ndim == 0 else ~missing & (w > 0)
+    return int(ok.sum()) + len(func.idx)

@@ -267,7 +267,9 @@ class LeastSquares(BaseLoss):
     args : tuple of arrays, optional
         Data passed to ``residuals`` after ``x``. Keeping data out of the function's
         closure lets compiled solvers (Levenberg-Marquardt on JAX) be reused for new data
-        of the same shape without compiling again.
+        of the same shape without compiling again. NaN entries are missing values, with
+        ``minimize_batch``'s rule: a residual that is NaN only because of them (NaN with
+        the data as given, finite with the NaNs replaced by 0) is left out.
     mask : array of bool, optional
         True marks a *missing* residual (as in ``numpy.ma`` and ``BatchFitResult``): it is
         left out of the loss (set to 0 with its Jacobian row) and of :attr:`nobs`.
@@ -338,7 +340,11 @@ class LeastSquares(BaseLoss):
             raise ValueError(f"LeastSquares: f_scale must be finite and > 0, got {f_scale!r}")
         self.constraints = _constraint_list(constraints)
         self.weights = _point_weights(mask, weights)
-        if self.weights is not None or self.robust != "linear" or self.constraints:
+        from ._composite import has_nan
+
+        #: The data hold NaN: missing values, masked by minimize_batch's rule.
+        self.nan_data = has_nan(args)
+        if self.weights is not None or self.robust != "linear" or self.constraints or self.nan_data:
             self._compose()
 
     def _compose(self) -> None:
@@ -349,14 +355,18 @@ class LeastSquares(BaseLoss):
         names = None if self.params is None else self.params.names
         n = None if self.params is None else len(self.params)
         idx, mu, W = combine_constraints(self.constraints, names, n)
-        self.residuals_func = composite_residuals(self.user_residuals, self.robust, idx)
+        self.residuals_func = composite_residuals(
+            self.user_residuals, self.robust, idx, self.nan_data
+        )
         if self.user_jacobian is not None:
             if self.robust != "linear":
                 raise ValueError(
                     "LeastSquares: a robust loss with your own jacobian is not supported; "
                     "leave jacobian=None (autodiff or finite differences)"
                 )
-            self.jacobian_func = CompositeJacobian(self.user_jacobian, idx)
+            self.jacobian_func = CompositeJacobian(
+                self.user_jacobian, idx, self.user_residuals if self.nan_data else None
+            )
         w = np.float64(1.0) if self.weights is None else self.weights
         scale = math.sqrt(self.errordef)
         self.args = (*self.user_args, w, np.float64(self.f_scale), mu, scale * W)
@@ -365,9 +375,12 @@ class LeastSquares(BaseLoss):
     def nobs(self) -> int | None:
         """The observed residuals (unmasked points plus constraint rows); None when not
         known without evaluating the residuals (then every residual counts)."""
-        from ._composite import observed_count
+        from ._composite import observed_count, observed_points
 
-        return observed_count(self.residuals_func, self.args)
+        nobs = observed_count(self.residuals_func, self.args)
+        if nobs is None and self.nan_data and self.params is not None:
+            return observed_points(self, self.params.values)  # NaN data: at the start
+        return nobs
 
     def reset_cache(self, reset_from: GraphCachable) -> None:
         """Clear compiled functions, including the compiled solvers built on ``residuals``."""

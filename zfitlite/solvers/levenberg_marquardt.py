@@ -24,6 +24,7 @@ from typing import Any, ClassVar, NamedTuple, TypeAlias
 
 import numpy as np
 
+from .._composite import observed_points
 from ..backends import get_backend
 from ..backends.ops import ArrayOps, numpy_ops, remembered, remembered_jit
 from ..criterion import bounded_edm_ops, free_mask
@@ -395,7 +396,7 @@ class LevenbergMarquardt(BaseMinimizer):
 
     def _lsq_settings(self, evaluator: Any, compiled: bool) -> LSQSettings:
         budget = evaluator.maxiter - evaluator.ncalls if compiled else np.inf
-        nobs = getattr(evaluator.loss, "nobs", None)  # masked points and constraint rows
+        nobs = observed_points(evaluator.loss, evaluator.params.values)  # masked, constraints
         cfg = self.lsq_settings(evaluator.errordef, budget)
         return cfg if nobs is None else cfg._replace(nobs=float(nobs))
 

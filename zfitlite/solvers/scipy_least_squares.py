@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.optimize
 
+from .._composite import observed_points
 from ..criterion import EPS, Measure, free_mask, lsq_goal
 from ..exceptions import FailMinimizeNaN
 from ..strategy import nonfinite_at_start_message
@@ -185,7 +186,7 @@ class ScipyLeastSquares(ScipyRoundsMinimizer):
             free = free_mask(x, g, params.lower, params.upper)
         else:
             free = np.ones(x.size, dtype=bool)
-        nobs = getattr(evaluator.loss, "nobs", None)  # masked points and constraint rows
+        nobs = observed_points(evaluator.loss, x)  # masked points and constraint rows
         m = r.size if nobs is None else int(nobs)
         goal = float(lsq_goal(np, self.tol * evaluator.errordef, f, m, x.size))
         return Measure(x=x, f=f, g=g, H=H, edm=lsq_edm(J, r, free), goal=goal, free=free)
