@@ -428,7 +428,8 @@ def model_argument_order():
         for minimizer in (LevenbergMarquardt(), ScipyLeastSquares()):
             with pytest.raises(
                 LossEvaluationError,
-                match=r"(\(20,\),? \(2,\)).*; an array of the 2 parameters met the 20 data "
+                # (the compiled path pads the 20 points to a bucket of 24, masked)
+                match=r"(\((20|24),\),? \(2,\)).*; an array of the 2 parameters met the 20 data "
                 r"points: LeastSquares\.from_data calls model\(x, p\), data first; a model "
                 r"written model\(p, x\) must swap its arguments",
             ):
