@@ -275,6 +275,42 @@ class BaseMinimizer(GraphCachable):
         """
         return None
 
+    def _native_output(
+        self,
+        out: Any,
+        evaluator: LossEvaluator,
+        x0: np.ndarray,
+        what: str,
+        extras: dict[str, Any],
+        invert: bool = True,
+    ) -> SolverOutput:
+        """The :class:`SolverOutput` of a native solver's :class:`~.driver.Outcome` (host
+        numpy): a non-finite start goes to the strategy (for ``what``, e.g. "residuals"),
+        a spent budget raises, and the inverse Hessian is added when ``invert``."""
+        status = Status(out.status)
+        if status is Status.NONFINITE:
+            # the start is not finite: the strategy decides (DefaultStrategy raises)
+            self.strategy.handle_nonfinite(what, x0, out.f, evaluator.record)
+        if status is Status.MAXITER:
+            raise MaximumIterationReached(f"maxiter={evaluator.maxiter} evaluations reached")
+        inv = None
+        if invert:
+            try:
+                inv = np.linalg.inv(out.H)
+            except np.linalg.LinAlgError:
+                inv = None
+        return SolverOutput(
+            x=out.x,
+            fmin=out.f,
+            status=status,
+            niter=out.niter,
+            edm=out.edm,
+            gradient=out.g,
+            hessian=out.H,
+            inv_hessian=inv,
+            extras=extras,
+        )
+
     def _maxiter_for(self, n: int) -> int:
         return 5000 + 1000 * n if self.maxiter == "auto" else int(self.maxiter)
 

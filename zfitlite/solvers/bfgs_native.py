@@ -27,7 +27,6 @@ import numpy as np
 
 from ..backends.ops import ArrayOps, numpy_ops, remembered
 from ..criterion import singular_hessian
-from ..exceptions import MaximumIterationReached
 from ..status import RUNNING, Status
 from .base import BaseMinimizer, IterationState, SolverOutput
 from .driver import Outcome, pack, solve, unpack
@@ -285,12 +284,12 @@ class BFGS(BaseMinimizer):
     Examples
     --------
     >>> import numpy as np, zfitlite
-    >>> def chi2(x):
-    ...     return (x[0] - 1.0) ** 2 + 10 * (x[1] + 2.0) ** 2
-    >>> chi2.errordef = 1.0
-    >>> result = zfitlite.minimize.BFGS(tol=1e-8).minimize(chi2, [0.0, 0.0])
-    >>> np.round(result.x, 6).tolist()
-    [1.0, -2.0]
+    >>> def nll(x):
+    ...     return 0.5 * ((x[0] + 0.5) / 2.0) ** 2 + 0.5 * (x[1] - 1.5) ** 2
+    >>> nll.errordef = 0.5
+    >>> fit = zfitlite.minimize.BFGS(tol=1e-8).minimize(nll, [0.0, 0.0])
+    >>> fit.valid, np.round(fit.x, 3).tolist()
+    (True, [-0.5, 1.5])
     """
 
     _DEFAULT_NAME = "BFGS"
@@ -325,22 +324,6 @@ class BFGS(BaseMinimizer):
 
             report = report_state
 
-        out = unpack(pack(np, solve(solver, params.values.copy(), (), report)))
-        status = Status(out.status)
-        if status is Status.MAXITER:  # pragma: no cover - the evaluator raises first
-            raise MaximumIterationReached(f"maxiter={evaluator.maxiter} evaluations reached")
-        try:
-            inv = np.linalg.inv(out.H)
-        except np.linalg.LinAlgError:
-            inv = None
-        return SolverOutput(
-            x=out.x,
-            fmin=out.f,
-            status=status,
-            niter=out.niter,
-            edm=out.edm,
-            gradient=out.g,
-            hessian=out.H,
-            inv_hessian=inv,
-            extras={"method": "bfgs", "loop": "eager"},
-        )
+        x0 = params.values.copy()
+        out = unpack(pack(np, solve(solver, x0, (), report)))
+        return self._native_output(out, evaluator, x0, "value", {"method": "bfgs", "loop": "eager"})

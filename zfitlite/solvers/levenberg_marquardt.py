@@ -458,33 +458,14 @@ class LevenbergMarquardt(BaseMinimizer):
             solver = LSQSolver(eager_functions(evaluator), numpy_ops, lower, upper, cfg, geodesic)
             out = unpack(pack(np, solve(solver, x0, (), self._lsq_reporter())))
             mode = "eager"
-        status = Status(out.status)
-        if status is Status.NONFINITE:
-            # the start is not finite: the strategy decides (DefaultStrategy raises)
-            self.strategy.handle_nonfinite("residuals", x0, out.f, evaluator.record)
-        if status is Status.MAXITER:
-            raise MaximumIterationReached(f"maxiter={evaluator.maxiter} evaluations reached")
-        try:
-            inv = np.linalg.inv(out.H)
-        except np.linalg.LinAlgError:
-            inv = None
-        return SolverOutput(
-            x=out.x,
-            fmin=out.f,
-            status=status,
-            niter=out.niter,
-            edm=out.edm,
-            gradient=out.g,
-            hessian=out.H,
-            inv_hessian=inv,
-            extras={
-                "lambda": out.lam,
-                "trust_radius": out.delta,
-                "method": "gauss-newton",
-                "loop": mode,
-                "geodesic": geodesic,
-            },
-        )
+        extras = {
+            "lambda": out.lam,
+            "trust_radius": out.delta,
+            "method": "gauss-newton",
+            "loop": mode,
+            "geodesic": geodesic,
+        }
+        return self._native_output(out, evaluator, x0, "residuals", extras)
 
     def _lsq_reporter(self) -> Any:
         """The eager loop's per-step report: once per accepted step (after the first
@@ -535,14 +516,6 @@ class LevenbergMarquardt(BaseMinimizer):
                     )
 
             report = report_state
-        out = unpack(pack(np, solve(solver, params.values.copy(), (), report)))
-        return SolverOutput(
-            x=out.x,
-            fmin=out.f,
-            status=Status(out.status),
-            niter=out.niter,
-            edm=out.edm,
-            gradient=out.g,
-            hessian=out.H,
-            extras={"lambda": out.lam},
-        )
+        x0 = params.values.copy()
+        out = unpack(pack(np, solve(solver, x0, (), report)))
+        return self._native_output(out, evaluator, x0, "value", {"lambda": out.lam}, invert=False)
