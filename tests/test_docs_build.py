@@ -98,10 +98,11 @@ def test_api_reference_is_generated(built):
 
 
 def test_api_reference_lists_minimizers_alphabetically(built):
-    """BaseMinimizer first, SHGO among the S's (not first, as ``__all__`` sorts it)."""
+    """Sorted as Sphinx sorts: the B's first (BFGS, BaseMinimizer), SHGO among the S's (not
+    first, as ``__all__`` sorts it)."""
     text = (built / "api.html").read_text(encoding="utf-8")
     names = re.findall(r'<dt class="sig sig-object py" id="zfitlite\.minimize\.(\w+)"', text)
-    assert names[0] == "BaseMinimizer", names
+    assert names[:2] == ["BFGS", "BaseMinimizer"], names
     assert names == sorted(names), names
     assert names.index("Minuit") < names.index("SHGO") < names.index("ScipyBFGS")
 
