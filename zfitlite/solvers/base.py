@@ -83,6 +83,9 @@ class SolverOutput:
     message: str | None = None
     original: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: True when ``hessian`` is positive semi-definite by construction (Gauss-Newton's
+    #: ``2 J^T J``): the result then skips the negative-curvature test
+    hessian_psd: bool = False
 
 
 class ScipyProgress:
@@ -493,7 +496,7 @@ class BaseMinimizer(GraphCachable):
         elif status is Status.CONVERGED and not (np.isfinite(e) and e < criterion.goal):
             status = Status.NOT_CONVERGED
             message = None
-        elif status is Status.CONVERGED and H is not None and g is not None:
+        elif status is Status.CONVERGED and H is not None and g is not None and not out.hessian_psd:
             curvature = _negative_curvature(out.x, g, H, params)
             if curvature is not None:
                 status = Status.NOT_CONVERGED

@@ -55,7 +55,7 @@ from typing import Any, NamedTuple, TypeAlias
 import numpy as np
 
 from ..backends.ops import NATIVE_CACHE_ATTR, ArrayOps, remembered
-from ..criterion import free_mask, lsq_goal, singular_jacobian
+from ..criterion import SINGULAR_RTOL, free_mask, lsq_goal, singular_jacobian
 from ..exceptions import LossOutputError
 from ..status import RUNNING, Status
 from .driver import Outcome
@@ -430,18 +430,25 @@ def native_functions(ops: ArrayOps, residuals_args: Callable) -> LSQFunctions:
     return remembered(residuals_args, NATIVE_CACHE_ATTR, ops, build)
 
 
-def lsq_postprocess(ops: ArrayOps, st: LSQState, cfg: LSQSettings) -> Outcome:
+def lsq_postprocess(ops: ArrayOps, st: LSQState, cfg: LSQSettings, bounded: bool = True) -> Outcome:
     """The finishing step: final status, Gauss-Newton gradient and Hessian, final EDM.
 
     A fit that cannot move but meets its goal (or zfit's rule ``EDM < tol * errordef``)
     converged; a converged fit whose scaled Jacobian has lost rank is ``SINGULAR``.
+    Without bounds (``bounded=False``) no column is ever held, so the state's SVD is the
+    one of ``J / D`` and the rank test reads it instead of factorising again (one SVD
+    less in the compiled program).
     """
     xp = ops.xp
     m, n = st.J.shape
     goal = lsq_goal(xp, cfg.tol_errordef, st.f, _observed(xp, cfg, m), n)
     met = (st.edm < goal) | (st.edm < cfg.tol_errordef)
     status = xp.where((st.status == int(Status.NO_STEP)) & met, int(Status.CONVERGED), st.status)
-    singular = singular_jacobian(ops.svd, xp, st.J, st.D)
+    if bounded or m == 0 or n == 0:
+        singular = singular_jacobian(ops.svd, xp, st.J, st.D)
+    else:
+        # st.J is finite once a Jacobian was accepted; the first one failing is NONFINITE
+        singular = ~xp.all(xp.isfinite(st.J)) | (st.s[-1] <= st.s[0] * SINGULAR_RTOL)
     status = xp.where((status == int(Status.CONVERGED)) & singular, int(Status.SINGULAR), status)
     return Outcome(
         x=st.x,
@@ -472,6 +479,9 @@ class LSQSolver:
     upper: Array
     cfg: LSQSettings
     geodesic: bool = False
+    #: False when no parameter has a finite bound (known before the solve): the final rank
+    #: test then reuses the loop's SVD (see :func:`lsq_postprocess`)
+    bounded: bool = True
 
     def init(self, x0: Array, args: tuple) -> LSQState:
         return lsq_init(self.fns, self.ops, x0, self.lower, self.upper, self.cfg, args)
@@ -485,4 +495,4 @@ class LSQSolver:
         return state.status != RUNNING
 
     def postprocess(self, state: LSQState, args: tuple) -> Outcome:
-        return lsq_postprocess(self.ops, state, self.cfg)
+        return lsq_postprocess(self.ops, state, self.cfg, self.bounded)
