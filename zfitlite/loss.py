@@ -18,7 +18,7 @@ import numpy as np
 from .backends import Backend, CompiledLoss, detect_backend, get_backend
 from .backends.base import after_x
 from .backends.numdiff import Typical
-from .backends.ops import forget_native, remembered, same_callable
+from .backends.ops import BACKEND_ATTR, forget_native, remembered, same_callable
 from .cache import GraphCachable
 from .params import Params, make_params
 
@@ -90,10 +90,38 @@ class BaseLoss(GraphCachable):
         raise NotImplementedError
 
     def backend_for(self, n: int) -> Backend:
-        """The backend used for ``n`` parameters (detected once with ``backend="auto"``)."""
+        """The backend used for ``n`` parameters (detected once with ``backend="auto"``).
+
+        The detection (a trial trace) is remembered on the loss and on the user's function
+        itself, keyed by ``n`` and the kinds and shapes of the data ``args``: a new loss of
+        the same function (a new ``LeastSquares`` per fit) does not detect again.
+        """
         if self.backend_request != "auto":
             return get_backend(self.backend_request)
-        return self.cached(("backend", n), lambda: detect_backend(self._traced_function(), n))
+        return self.cached(("backend", n), lambda: self._detect(n))
+
+    def _detection_source(self) -> tuple[Callable, tuple] | None:
+        """``(user function, data args)`` whose detected backend may be remembered on the
+        function; None where the loss has no such function."""
+        return None
+
+    def _detect(self, n: int) -> Backend:
+        source = self._detection_source()
+        if source is None:
+            return detect_backend(self._traced_function(), n)
+        func, args = source
+        kinds = tuple(
+            (type(a), getattr(a, "shape", None), str(getattr(a, "dtype", ""))) for a in args
+        )
+        found = remembered(
+            func,
+            BACKEND_ATTR,
+            ("backend", n, kinds),
+            lambda: (func, detect_backend(self._traced_function(), n)),
+            # not one copied over from another function (functools.wraps copies __dict__)
+            valid=lambda v: same_callable(v[0], func),
+        )
+        return found[1]
 
     def compiled(self, n: int, typical: Typical = None) -> CompiledLoss:
         """Compiled value/gradient/Hessian callables for ``n`` parameters.
@@ -191,6 +219,9 @@ class SimpleLoss(BaseLoss):
         forget_native(self.func)
         super().reset_cache(reset_from)
 
+    def _detection_source(self) -> tuple[Callable, tuple] | None:
+        return self.func, self.args
+
     def _traced_function(self) -> Callable:
         if not self.args:
             return self.func
@@ -279,6 +310,9 @@ class LeastSquares(BaseLoss):
         """Clear compiled functions, including the compiled solvers built on ``residuals``."""
         forget_native(self.residuals_func)
         super().reset_cache(reset_from)
+
+    def _detection_source(self) -> tuple[Callable, tuple] | None:
+        return self.residuals_func, self.args
 
     def _traced_function(self) -> Callable:
         if not self.args:

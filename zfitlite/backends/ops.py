@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BACKEND_ATTR",
     "BATCH_CACHE_ATTR",
     "JAX_JIT_ATTR",
     "NATIVE_CACHE_ATTR",
@@ -33,6 +34,9 @@ __all__ = [
 NATIVE_CACHE_ATTR = "__zfitlite_lsq__"
 #: Attribute on a user's residual function holding the TensorFlow graphs traced from it.
 TF_GRAPHS_ATTR = "__zfitlite_tf_lsq__"
+#: Attribute on a user's function holding the backend ``backend="auto"`` detected for it
+#: (per number of parameters and kinds of data), so a new loss of it does not detect again.
+BACKEND_ATTR = "__zfitlite_backend__"
 #: Attribute on a user's function holding the masked/batched versions minimize_batch built.
 BATCH_CACHE_ATTR = "__zfitlite_batch_masked__"
 #: Attribute on a user's function holding its jitted JAX value/gradient/Hessian functions of
@@ -68,7 +72,7 @@ def forget_native(func: Callable) -> None:
     """Drop the native solver functions and graphs remembered on ``func`` (the next solve
     retraces); for a bound method, everything remembered on its instance."""
     holder, _ = _holder(func, None)
-    for attr in (NATIVE_CACHE_ATTR, TF_GRAPHS_ATTR, BATCH_CACHE_ATTR, JAX_JIT_ATTR):
+    for attr in (NATIVE_CACHE_ATTR, TF_GRAPHS_ATTR, BATCH_CACHE_ATTR, JAX_JIT_ATTR, BACKEND_ATTR):
         try:
             delattr(holder, attr)
         except (AttributeError, TypeError):
