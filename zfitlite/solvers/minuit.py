@@ -203,17 +203,17 @@ class Minuit(BaseMinimizer):
         # Minuit's sine transform can overshoot a limit by a rounding error: clip (two
         # ufuncs: np.clip costs several times more, on every call); nothing to clip
         # without bounds, so Minuit then calls the evaluator directly
-        value: Any
-        gradient: Any
+        value: Any = evaluator.value
+        gradient: Any = evaluator.gradient
         if params.has_bounds:
 
-            def value(x: np.ndarray) -> float:
+            def clipped_value(x: np.ndarray) -> float:
                 return evaluator.value(np.minimum(np.maximum(x, lower), upper))
 
-            def gradient(x: np.ndarray) -> np.ndarray:
+            def clipped_gradient(x: np.ndarray) -> np.ndarray:
                 return evaluator.gradient(np.minimum(np.maximum(x, lower), upper))
-        else:
-            value, gradient = evaluator.value, evaluator.gradient
+
+            value, gradient = clipped_value, clipped_gradient
 
         m = iminuit.Minuit(
             value,
