@@ -6,7 +6,8 @@ All solvers run on the same problems in the same process (runners in
 * zfitlite ``LevenbergMarquardt(tol=1e-10)`` on ``LeastSquares`` losses, numpy (eager
   loop) and JAX (compiled; one loss per problem, so start 2 reuses start 1's compilation);
 * ``scipy.optimize.least_squares``, ``method="lm"`` (MINPACK) and ``"trf"``, default
-  tolerances, finite-difference Jacobian;
+  tolerances, finite-difference Jacobian; and ``method="lm"`` with an analytic Jacobian
+  (``jax.jacfwd``, jitted; "scipy lm (jac)");
 * iminuit's Migrad on the same sum of squares, errordef 1, default tolerance;
 * optimistix's ``LevenbergMarquardt(rtol=1e-12, atol=1e-12)`` through
   ``optx.least_squares`` (``max_steps=10_000``), one jitted solve per problem;
@@ -176,6 +177,15 @@ def run(skip: str | None = None, memory: bool = True) -> dict[str, Any]:
                 row["jax_over_scipy_lm"] = c.warm_s / lm_.warm_s
             if zf is not None:
                 row["zfit_over_jax"] = zf.warm_s / c.warm_s
+            for rk, peer in (
+                ("jax_over_scipy_lm_jac", "scipy lm (jac)"),
+                ("jax_over_optimistix", "optimistix LM"),
+            ):
+                other = key.get((peer, c.problem, c.start))
+                if other is not None:
+                    row[rk] = c.warm_s / other.warm_s
+                    if c.start == 1 and peer == "optimistix LM":
+                        row["jax_first_over_optimistix_first"] = c.first_s / other.first_s
             per_case.append(row)
         for peer, cs in by.items():
             if peer == JAX:
@@ -199,7 +209,13 @@ def run(skip: str | None = None, memory: bool = True) -> dict[str, Any]:
         return a is not None and b is not None and a.digits >= 6 and b.digits >= 6
 
     ratios: dict[str, Any] = {"per_case": per_case}
-    for rk, peer in (("jax_over_scipy_lm", "scipy lm"), ("zfit_over_jax", "zfit LM")):
+    for rk, peer in (
+        ("jax_over_scipy_lm", "scipy lm"),
+        ("jax_over_scipy_lm_jac", "scipy lm (jac)"),
+        ("jax_over_optimistix", "optimistix LM"),
+        ("jax_first_over_optimistix_first", "optimistix LM"),
+        ("zfit_over_jax", "zfit LM"),
+    ):
         vals = [r[rk] for r in per_case if rk in r]
         if vals:
             ratios[rk] = _ratio_stats(vals)
@@ -318,6 +334,9 @@ def format_report(result: dict[str, Any]) -> str:
     ratios = result["ratios"]
     labels = {
         "jax_over_scipy_lm": "zfitlite-JAX warm / scipy lm warm (target <= 1)",
+        "jax_over_scipy_lm_jac": "zfitlite-JAX warm / scipy lm with analytic jac (goal <= 0.5)",
+        "jax_over_optimistix": "zfitlite-JAX warm / optimistix warm (goal <= 1)",
+        "jax_first_over_optimistix_first": "zfitlite-JAX first fit / optimistix first (goal <= 1)",
         "zfit_over_jax": "zfit LM warm / zfitlite-JAX warm (target >= 20)",
     }
     rows = []
@@ -364,6 +383,8 @@ def format_report(result: dict[str, Any]) -> str:
             (rk, label, spec)
             for rk, label, spec in (
                 ("jax_over_scipy_lm", "JAX/lm", ".2f"),
+                ("jax_over_scipy_lm_jac", "JAX/lm(jac)", ".2f"),
+                ("jax_over_optimistix", "JAX/optx", ".2f"),
                 ("zfit_over_jax", "zfit/JAX", ".0f"),
             )
             if any(rk in r for r in ratios["per_case"])

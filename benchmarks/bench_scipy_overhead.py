@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import timeit
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -218,6 +219,139 @@ def per_call_costs() -> dict[str, float]:
     }
 
 
+def _interleaved(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+    """Best wall time (s) of each ``fn()``, the calls interleaved (a loaded machine's
+    slow phases hit every entry alike)."""
+    best = dict.fromkeys(fns, np.inf)
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
+def issue15_overheads(repeat: int = 30) -> dict[str, Any]:
+    """Issue 15's lean-hot-path figures on the numpy paths (best of ``repeat``, interleaved).
+
+    * numpy LM framework cost per iteration: ``LevenbergMarquardt(tol=1e-10)`` on numpy
+      residuals of NIST Misra1a (start 1) with an analytic Jacobian, against MINPACK
+      (``least_squares(method="lm")``, same functions): ``(time - time in the user's
+      functions) / iterations``;
+    * ``ScipyBFGS`` against ``scipy.optimize.minimize(method="BFGS")`` on a 3-d quartic
+      bowl with an analytic gradient: calls of value and gradient, and time;
+    * ``Minuit`` against plain iminuit Migrad on Misra1a's sum of squares (numpy, no
+      gradient): calls and time.
+    """
+    import iminuit
+
+    from zfitlite.testing.nist import load_all
+
+    P = {p.name: p for p in load_all()}["Misra1a"]
+    x_, y_ = P.x, P.y
+    spent = {"t": 0.0, "f": 0, "g": 0}
+
+    def timed(fn: Callable, kind: str) -> Callable:
+        def wrapped(b: Any) -> Any:
+            t = time.perf_counter()
+            out = fn(b)
+            spent["t"] += time.perf_counter() - t
+            spent[kind] += 1
+            return out
+
+        return wrapped
+
+    def res(b: Any) -> Any:
+        return y_ - b[0] * (1.0 - np.exp(-b[1] * x_))
+
+    def jac(b: Any) -> Any:
+        e = np.exp(-b[1] * x_)
+        return np.column_stack([-(1.0 - e), -b[0] * x_ * e])
+
+    r_t, j_t = timed(res, "f"), timed(jac, "g")
+    start = P.starts[0]
+    lsq = zfitlite.LeastSquares(r_t, jacobian=j_t, backend="numpy")
+    lm = zfitlite.minimize.LevenbergMarquardt(tol=1e-10)
+
+    def one(fn: Callable[[], Any]) -> tuple[Any, float, int, int]:
+        spent.update(t=0.0, f=0, g=0)
+        out = fn()
+        return out, spent["t"], spent["f"], spent["g"]
+
+    z_out, z_user, z_nf, z_ng = one(lambda: lm.minimize(lsq, start))
+    _, s_user, s_nf, s_ng = one(
+        lambda: scipy.optimize.least_squares(r_t, start, jac=j_t, method="lm")
+    )
+    best = _interleaved(
+        {
+            "lm": lambda: lm.minimize(lsq, start),
+            "minpack": lambda: scipy.optimize.least_squares(r_t, start, jac=j_t, method="lm"),
+        },
+        repeat,
+    )
+    lm_iter = max(int(z_out.info["niter"]), 1)
+    out: dict[str, Any] = {
+        "lm_numpy_ms": 1e3 * best["lm"],
+        "minpack_ms": 1e3 * best["minpack"],
+        "lm_numpy_calls": (z_nf, z_ng),
+        "minpack_calls": (s_nf, s_ng),
+        "lm_numpy_iterations": lm_iter,
+        "lm_numpy_framework_us_per_iter": 1e6 * (best["lm"] - z_user) / lm_iter,
+        "minpack_framework_us_per_iter": 1e6 * (best["minpack"] - s_user) / max(s_ng, 1),
+    }
+
+    A = np.array([[3.0, 1.0, 0.2], [1.0, 2.0, 0.5], [0.2, 0.5, 1.5]])
+    c = np.array([1.0, -2.0, 0.5])
+
+    def bowl(p: Any) -> float:
+        d = p - c
+        return float(d @ A @ d + 0.1 * np.sum(d**4))
+
+    def bowl_g(p: Any) -> Any:
+        d = p - c
+        return 2 * A @ d + 0.4 * d**3
+
+    f_t, g_t = timed(bowl, "f"), timed(bowl_g, "g")
+    x0 = np.array([3.0, 2.0, -1.0])
+    loss = zfitlite.SimpleLoss(f_t, gradient=g_t, errordef=1.0, backend="numpy")
+    bfgs = zfitlite.minimize.ScipyBFGS()
+    _, _, zf, zg = one(lambda: bfgs.minimize(loss, x0))
+    _, _, sf, sg = one(lambda: scipy.optimize.minimize(f_t, x0, jac=g_t, method="BFGS"))
+    best = _interleaved(
+        {
+            "z": lambda: bfgs.minimize(loss, x0),
+            "s": lambda: scipy.optimize.minimize(f_t, x0, jac=g_t, method="BFGS"),
+        },
+        repeat,
+    )
+    out["bfgs_calls"] = (zf, zg)
+    out["scipy_bfgs_calls"] = (sf, sg)
+    out["bfgs_ratio"] = best["z"] / best["s"]
+
+    def chi2(b: Any) -> float:
+        r = P.residuals(b)
+        return float(r @ r)
+
+    c_t = timed(chi2, "f")
+    closs = zfitlite.SimpleLoss(c_t, errordef=1.0, backend="numpy")
+    minuit = zfitlite.minimize.Minuit()
+
+    def migrad() -> Any:
+        m = iminuit.Minuit(c_t, np.array(start))
+        m.errordef = 1.0
+        return m.migrad()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, _, mz, _ = one(lambda: minuit.minimize(closs, start))
+        _, _, mi, _ = one(migrad)
+        best = _interleaved({"z": lambda: minuit.minimize(closs, start), "m": migrad}, repeat)
+    out["minuit_calls"] = (mz, mi)
+    out["minuit_ratio"] = best["z"] / best["m"]
+    out["minuit_ms"] = (1e3 * best["z"], 1e3 * best["m"])
+    return out
+
+
 def main() -> None:
     rows = run()
     print(
@@ -255,6 +389,20 @@ def main() -> None:
         f"{costs['compiled_value_gradient_us']:.1f} us for the compiled function alone; "
         f"a fit from the minimum {costs['fit_at_minimum_us']:.0f} us vs scipy's "
         f"{costs['scipy_at_minimum_us']:.0f} us"
+    )
+    o = issue15_overheads()
+    print(
+        f"\nissue 15, numpy LM on Misra1a (analytic Jacobian): {o['lm_numpy_ms']:.3f} ms, "
+        f"{o['lm_numpy_iterations']} iterations, calls (res, jac) {o['lm_numpy_calls']}, "
+        f"framework {o['lm_numpy_framework_us_per_iter']:.0f} us per iteration; MINPACK "
+        f"{o['minpack_ms']:.3f} ms, calls {o['minpack_calls']}, framework "
+        f"{o['minpack_framework_us_per_iter']:.0f} us per Jacobian"
+    )
+    print(
+        f"ScipyBFGS / scipy BFGS: calls (value, gradient) {o['bfgs_calls']} / "
+        f"{o['scipy_bfgs_calls']}, time ratio {o['bfgs_ratio']:.2f}; Minuit / iminuit Migrad "
+        f"on Misra1a: calls {o['minuit_calls'][0]} / {o['minuit_calls'][1]}, "
+        f"{o['minuit_ms'][0]:.2f} / {o['minuit_ms'][1]:.2f} ms, ratio {o['minuit_ratio']:.2f}"
     )
 
 

@@ -222,6 +222,34 @@ def run_scipy(P: NistProblem, method: str, repeat: int = 5, memory: bool = False
     return drive(f"scipy {method}", P, fit, repeat=repeat, first="none", memory=memory)
 
 
+def run_scipy_jac(P: NistProblem, repeat: int = 5, memory: bool = False) -> list[Case]:
+    """MINPACK (``least_squares(method="lm")``) with an analytic Jacobian.
+
+    The residuals and their Jacobian (``jax.jacfwd``) are jitted JAX functions returning
+    numpy arrays, so MINPACK gets exact derivatives at the cost of one JAX call each.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def res(b: Any) -> Any:
+        return P.residuals(b, xp=jnp)
+
+    res_j, jac_j = jax.jit(res), jax.jit(jax.jacfwd(res))
+
+    def fun(b: np.ndarray) -> np.ndarray:
+        return np.asarray(res_j(b))
+
+    def jac(b: np.ndarray) -> np.ndarray:
+        return np.asarray(jac_j(b))
+
+    def fit(start: np.ndarray) -> Fit:
+        s = scipy.optimize.least_squares(fun, start, jac=jac, method="lm")
+        njev = s.njev if s.njev is not None else np.nan
+        return Fit(s.x, s.nfev, njev, bool(s.success))
+
+    return drive("scipy lm (jac)", P, fit, repeat=repeat, first="all", memory=memory)
+
+
 def run_iminuit(P: NistProblem, repeat: int = 5, memory: bool = False) -> list[Case]:
     """Migrad on the same sum of squares, errordef 1, default tolerance."""
     import iminuit
@@ -370,6 +398,7 @@ RUNNERS: dict[str, tuple[str | None, Callable[..., list[Case]]]] = {
     "zfitlite LM (numpy)": (None, run_zfitlite_numpy),
     "zfitlite LM (jax)": ("jax", run_zfitlite_jax),
     "scipy lm": (None, lambda P, **kw: run_scipy(P, "lm", **kw)),
+    "scipy lm (jac)": ("jax", run_scipy_jac),
     "scipy trf": (None, lambda P, **kw: run_scipy(P, "trf", **kw)),
     "iminuit migrad": ("iminuit", run_iminuit),
     "optimistix LM": ("optimistix", run_optimistix),

@@ -93,3 +93,46 @@ def test_cache_dependency_rules():
         b.add_cache_deps([object()], allow_non_cachable=False)
     with pytest.raises(TypeError, match="GraphCachable"):
         a.register_cacher(object())
+
+
+def test_auto_backend_detected_once_per_function():
+    """A new loss of the same function does not run the backend detection again."""
+    x = np.linspace(0.0, 3.0, 10)
+    y = 2.0 * np.exp(-0.7 * x)
+    calls = []
+
+    def residuals(b):
+        calls.append(type(b).__name__)
+        return y - np.asarray(b)[0] * np.exp(-np.asarray(b)[1] * x)  # numpy only
+
+    first = zfitlite.LeastSquares(residuals, backend="auto").backend_for(2)
+    seen = len(calls)
+    assert first.name == "numpy" and seen > 0
+    again = zfitlite.LeastSquares(residuals, backend="auto").backend_for(2)
+    assert again is first and len(calls) == seen
+    # another number of parameters is detected anew
+    zfitlite.LeastSquares(residuals, backend="auto").backend_for(3)
+    assert len(calls) > seen
+
+
+def test_compiled_lm_result_round_trip():
+    """The compiled LM's one-vector outcome unpacks to the same numbers as the eager loop."""
+    from zfitlite.solvers.driver import Outcome, pack_flat, unpack_flat
+
+    out = Outcome(
+        x=np.array([1.0, 2.0]),
+        f=3.0,
+        g=np.array([0.1, 0.2]),
+        H=np.array([[4.0, 1.0], [1.0, 5.0]]),
+        edm=1e-9,
+        status=0,
+        niter=7,
+        nfev=9,
+        njev=8,
+        lam=0.5,
+        delta=2.0,
+    )
+    back = unpack_flat(pack_flat(np, out), 2)
+    assert np.array_equal(back.H, out.H) and np.array_equal(back.x, out.x)
+    assert (back.status, back.niter, back.nfev, back.njev) == (0, 7, 9, 8)
+    assert isinstance(back.niter, int) and back.f == 3.0 and back.delta == 2.0

@@ -91,7 +91,13 @@ class BaseLoss(GraphCachable):
         raise NotImplementedError
 
     def backend_for(self, n: int) -> Backend:
-        """The backend used for ``n`` parameters (detected once with ``backend="auto"``)."""
+        """The backend used for ``n`` parameters (detected once with ``backend="auto"``).
+
+        The detection is remembered on the loss and, by
+        :func:`~zfitlite.backends.detect_backend`, per user function (keyed by ``n`` and the
+        kinds and shapes of the data ``args``): a new loss of the same function (a new
+        ``LeastSquares`` per fit) does not detect again.
+        """
         if self.backend_request != "auto":
             return get_backend(self.backend_request)
         return self.cached(("backend", n), lambda: detect_backend(self._traced_function(), n))
@@ -388,6 +394,9 @@ class LeastSquares(BaseLoss):
         if self.user_residuals is not self.residuals_func:
             forget_native(self.user_residuals)
         super().reset_cache(reset_from)
+
+    def _detection_source(self) -> tuple[Callable, tuple] | None:
+        return self.residuals_func, self.args
 
     def _traced_function(self) -> Callable:
         if not self.args:

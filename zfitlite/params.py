@@ -158,6 +158,12 @@ def _constant(n: int, value: float) -> np.ndarray:
     return arr
 
 
+@functools.lru_cache(maxsize=256)
+def _default_names(n: int) -> tuple[str, ...]:
+    """``("p0", "p1", ...)``: the names of parameters given as plain start values."""
+    return tuple(f"p{i}" for i in range(n))
+
+
 def _validate(p: Params) -> None:
     n = len(p.names)
     if n == 0:
@@ -171,8 +177,9 @@ def _validate(p: Params) -> None:
                 f"parameter '{key}' has {arr.size} entries but there are {n} parameters {list(p.names)}; "
                 "give one entry per parameter"
             )
+    # the default names p0, p1, ... are valid: checked once, when they were made
     seen: set[str] = set()
-    for name in p.names:
+    for name in () if p.names is _default_names(n) else p.names:
         if not isinstance(name, str) or not name:
             raise TypeError(f"parameter names must be non-empty strings, got {name!r}")
         if name in seen:
@@ -363,7 +370,7 @@ def make_params(params: Any, loss: Any = None, init: Any = None) -> Params:
                 "params as a list of dicts is not a supported form; use {name: {'value': ...}} instead"
             )
         values = _as_float_array(params, "params (start values)")
-        result = Params(tuple(f"p{i}" for i in range(values.size)), values)
+        result = Params(_default_names(values.size), values)
     elif isinstance(params, Real):
         raise TypeError(
             f"params must be a sequence of start values, got the single number {params!r}; write [{params!r}]"

@@ -83,6 +83,9 @@ class SolverOutput:
     message: str | None = None
     original: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: True when ``hessian`` is positive semi-definite by construction (Gauss-Newton's
+    #: ``2 J^T J``): the result then skips the negative-curvature test
+    hessian_psd: bool = False
 
 
 class ScipyProgress:
@@ -283,10 +286,12 @@ class BaseMinimizer(GraphCachable):
         what: str,
         extras: dict[str, Any],
         invert: bool = True,
+        hessian_psd: bool = False,
     ) -> SolverOutput:
         """The :class:`SolverOutput` of a native solver's :class:`~.driver.Outcome` (host
         numpy): a non-finite start goes to the strategy (for ``what``, e.g. "residuals"),
-        a spent budget raises, and the inverse Hessian is added when ``invert``."""
+        a spent budget raises, and the inverse Hessian is added when ``invert``
+        (``hessian_psd``: positive semi-definite by construction, no curvature check)."""
         status = Status(out.status)
         if status is Status.NONFINITE:
             # the start is not finite: the strategy decides (DefaultStrategy raises)
@@ -309,6 +314,7 @@ class BaseMinimizer(GraphCachable):
             hessian=out.H,
             inv_hessian=inv,
             extras=extras,
+            hessian_psd=hessian_psd,
         )
 
     def _maxiter_for(self, n: int) -> int:
@@ -530,7 +536,7 @@ class BaseMinimizer(GraphCachable):
         elif status is Status.CONVERGED and not (np.isfinite(e) and e < criterion.goal):
             status = Status.NOT_CONVERGED
             message = None
-        elif status is Status.CONVERGED and H is not None and g is not None:
+        elif status is Status.CONVERGED and H is not None and g is not None and not out.hessian_psd:
             curvature = _negative_curvature(out.x, g, H, params)
             if curvature is not None:
                 status = Status.NOT_CONVERGED

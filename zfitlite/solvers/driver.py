@@ -20,7 +20,8 @@ pure functions over an explicit state, written once with the operations of an
 :func:`solve` is the only loop: with the numpy ops it is a Python loop (which may
 report each iteration), with JAX's ops a ``lax.while_loop`` that compiles, and the
 same call mapped with ``ops.vmap`` solves a batch. :func:`pack` / :func:`unpack` bring
-an :class:`Outcome` to the host as few arrays.
+an :class:`Outcome` to the host as few arrays; :func:`pack_flat` / :func:`unpack_flat` as
+one array (a single device-to-host copy per result).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 
 from ..backends.ops import ArrayOps
 
-__all__ = ["NativeSolver", "Outcome", "pack", "solve", "unpack"]
+__all__ = ["NativeSolver", "Outcome", "pack", "pack_flat", "solve", "unpack", "unpack_flat"]
 
 State = TypeVar("State")
 
@@ -123,13 +124,34 @@ def unpack(packed: tuple) -> Outcome:
     A single solve gives Python scalars; a batch gives one numpy array per field.
     """
     x, g, H, sc = (np.asarray(a, dtype=np.float64) for a in packed)
-    fields = dict(zip(_SCALARS, np.moveaxis(sc, -1, 0)))
     if sc.ndim == 1:
-        conv: dict[str, Any] = {k: float(v) for k, v in fields.items()}
-        for k in ("status", "niter", "nfev", "njev"):
-            conv[k] = int(conv[k])
-    else:
-        conv = {k: v for k, v in fields.items()}
-        for k in ("status", "niter", "nfev", "njev"):
-            conv[k] = conv[k].astype(np.int64)
+        f, edm, status, niter, nfev, njev, lam, delta = sc.tolist()
+        return Outcome(x, f, g, H, edm, int(status), int(niter), int(nfev), int(njev), lam, delta)
+    conv: dict[str, Any] = dict(zip(_SCALARS, np.moveaxis(sc, -1, 0)))
+    for k in ("status", "niter", "nfev", "njev"):
+        conv[k] = conv[k].astype(np.int64)
     return Outcome(x=x, g=g, H=H, **conv)
+
+
+def pack_flat(xp: Any, out: Outcome) -> Any:
+    """One float64 vector ``[x, g, H (row-major), scalars]`` of a single solve.
+
+    Inside a compiled program this makes the result one device array, so bringing it to
+    the host is one copy (see :func:`unpack_flat`).
+    """
+    x, g, H, scalars = pack(xp, out)
+    f64 = xp.float64
+    return xp.concatenate(
+        [
+            xp.asarray(x, dtype=f64),
+            xp.asarray(g, dtype=f64),
+            xp.reshape(xp.asarray(H, dtype=f64), (-1,)),
+            scalars,
+        ]
+    )
+
+
+def unpack_flat(flat: Any, n: int) -> Outcome:
+    """The host :class:`Outcome` of :func:`pack_flat`'s vector for ``n`` parameters."""
+    v = np.asarray(flat, dtype=np.float64)
+    return unpack((v[:n], v[n : 2 * n], v[2 * n : 2 * n + n * n].reshape(n, n), v[2 * n + n * n :]))

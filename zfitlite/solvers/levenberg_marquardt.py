@@ -31,7 +31,7 @@ from ..criterion import bounded_edm_ops, free_mask
 from ..exceptions import MaximumIterationReached
 from ..status import RUNNING, Status
 from .base import BaseMinimizer, IterationState, SolverOutput
-from .driver import Outcome, pack, solve, unpack
+from .driver import Outcome, pack, pack_flat, solve, unpack, unpack_flat
 from .lm_least_squares import LSQSettings, LSQSolver, eager_functions, native_functions
 
 __all__ = ["LMConfig", "LMSolver", "LMState", "LevenbergMarquardt"]
@@ -255,6 +255,26 @@ def native_hess_functions(ops: ArrayOps, value: Callable[[Any, tuple], Any]) -> 
 _HESS_CACHE_ATTR = "__zfitlite_lm_hessian__"
 
 
+def _compiled_lsq_solve(ops: Any, fns: Any, geodesic: bool, bounded: bool) -> Any:
+    """``(inputs, args) -> flat outcome``: the whole least-squares solve, to be jitted.
+
+    ``inputs`` is ``[x0, lower, upper, settings]`` in one vector (n = (size - 8) / 3) and
+    the result is :func:`~.driver.pack_flat`'s vector, so a warm fit moves one array to
+    the device and one back.
+    """
+    nset = len(LSQSettings._fields)
+
+    def run(inputs: Any, args: tuple) -> Any:
+        n = (inputs.shape[0] - nset) // 3
+        x0, lo, hi = inputs[:n], inputs[n : 2 * n], inputs[2 * n : 3 * n]
+        cfg = LSQSettings(*(inputs[3 * n + i] for i in range(nset)))
+        return pack_flat(
+            ops.xp, solve(LSQSolver(fns, ops, lo, hi, cfg, geodesic, bounded), x0, args)
+        )
+
+    return run
+
+
 class LevenbergMarquardt(BaseMinimizer):
     """Levenberg-Marquardt minimizer (damped Newton on the loss's Hessian).
 
@@ -428,21 +448,21 @@ class LevenbergMarquardt(BaseMinimizer):
             and self.verbosity < 6
         ):
             cfg = self._lsq_settings(evaluator, compiled=True)
-            fns = native_functions(ops, residuals_args)
             run = remembered_jit(
                 ops,
                 residuals_args,
-                ("lm_solve", ops.name, geodesic),
-                lambda: (
-                    lambda x0, lo, hi, cfg, args: pack(
-                        ops.xp, solve(LSQSolver(fns, ops, lo, hi, cfg, geodesic), x0, args)
-                    )
+                ("lm_solve", ops.name, geodesic, params.has_bounds),
+                lambda: _compiled_lsq_solve(
+                    ops, native_functions(ops, residuals_args), geodesic, params.has_bounds
                 ),
             )
+            # one vector in (start, bounds, settings), one vector out: one copy each way
+            inputs = np.concatenate([x0, lower, upper, np.asarray(cfg, dtype=np.float64)])
             try:
                 # one compiled loop: a Ctrl-C is only seen once it returns (then the result
                 # is INTERRUPTED at the best point known before the loop, the start)
-                packed = run(x0, lower, upper, cfg, compiled.native["args"])
+                flat = run(inputs, compiled.native["args"])
+                out = unpack_flat(flat, x0.shape[0])
             except (KeyboardInterrupt, MaximumIterationReached):
                 raise
             except Exception as exc:
@@ -450,12 +470,19 @@ class LevenbergMarquardt(BaseMinimizer):
                 raise evaluator.wrap_error(
                     exc, "residuals (compiled Levenberg-Marquardt)", x0
                 ) from exc
-            out = unpack(packed)
             evaluator.add_counts(nres=out.nfev, njac=out.njev, x=out.x, value=out.f)
             mode = "compiled"
         else:
             cfg = self._lsq_settings(evaluator, compiled=False)
-            solver = LSQSolver(eager_functions(evaluator), numpy_ops, lower, upper, cfg, geodesic)
+            solver = LSQSolver(
+                eager_functions(evaluator),
+                numpy_ops,
+                lower,
+                upper,
+                cfg,
+                geodesic,
+                params.has_bounds,
+            )
             out = unpack(pack(np, solve(solver, x0, (), self._lsq_reporter())))
             mode = "eager"
         extras = {
@@ -465,7 +492,8 @@ class LevenbergMarquardt(BaseMinimizer):
             "loop": mode,
             "geodesic": geodesic,
         }
-        return self._native_output(out, evaluator, x0, "residuals", extras)
+        # the Gauss-Newton Hessian 2 J^T J is positive semi-definite by construction
+        return self._native_output(out, evaluator, x0, "residuals", extras, hessian_psd=True)
 
     def _lsq_reporter(self) -> Any:
         """The eager loop's per-step report: once per accepted step (after the first

@@ -55,7 +55,7 @@ from typing import Any, NamedTuple, TypeAlias
 import numpy as np
 
 from ..backends.ops import NATIVE_CACHE_ATTR, ArrayOps, remembered
-from ..criterion import free_mask, lsq_goal, singular_jacobian
+from ..criterion import SINGULAR_RTOL, free_mask, lsq_goal, singular_jacobian
 from ..exceptions import LossOutputError
 from ..status import RUNNING, Status
 from .driver import Outcome
@@ -142,11 +142,11 @@ def _observed(xp: Any, cfg: LSQSettings, m: int) -> Any:
 def _factorise(ops: ArrayOps, x: Any, r: Any, J: Any, D: Any, lower: Any, upper: Any) -> tuple:
     """Scaling update, free mask, SVD of the scaled free Jacobian, and the EDM."""
     xp = ops.xp
-    D = xp.maximum(D, xp.sqrt(xp.sum(J * J, axis=0)))
-    D = xp.where(D > 0, D, 1.0)  # a column that has always been zero: unit scale
+    D = xp.maximum(D, xp.sqrt((J * J).sum(axis=0)))
+    D = ops.where(D > 0, D, 1.0)  # a column that has always been zero: unit scale
     free = free_mask(x, J.T @ r, lower, upper)
-    U, s, Vt = ops.svd(xp.where(free, J, 0.0) / D)
-    uf = xp.where(_significant(s), U.T @ r, 0.0)
+    U, s, Vt = ops.svd(ops.where(free, J, 0.0) / D)
+    uf = ops.where(_significant(s), U.T @ r, 0.0)
     return D, U, s, Vt, uf, uf @ uf
 
 
@@ -169,37 +169,39 @@ def trust_region_step(ops: ArrayOps, s: Any, uf: Any, Vt: Any, delta: Any) -> tu
     """
     xp = ops.xp
     valid = _significant(s)
-    s_safe = xp.where(valid, s, 1.0)
-    coef_gn = xp.where(valid, uf / s_safe, 0.0)
+    s_safe = ops.where(valid, s, 1.0)
+    coef_gn = ops.where(valid, uf / s_safe, 0.0)
     gn_norm = xp.sqrt(coef_gn @ coef_gn)
     suf = s * uf
-    full_rank = xp.all(valid)
+    full_rank = valid.all()
 
     def phi(lam: Any) -> tuple[Any, Any]:
         denom = s * s + lam
-        denom = xp.where(denom > 0, denom, 1.0)
+        denom = ops.where(denom > 0, denom, 1.0)
         p = suf / denom
         p_norm = xp.sqrt(p @ p)
-        p_norm = xp.where(p_norm > 0, p_norm, 1.0)
-        return p_norm - delta, -xp.sum(suf * suf / denom**3) / p_norm
+        p_norm = ops.where(p_norm > 0, p_norm, 1.0)
+        return p_norm - delta, -(suf * suf / denom**3).sum() / p_norm
 
     phi0 = gn_norm - delta
-    phi0_prime = -xp.sum(xp.where(valid, uf * uf / s_safe**4, 0.0)) / xp.where(
+    phi0_prime = -ops.where(valid, uf * uf / s_safe**4, 0.0).sum() / ops.where(
         gn_norm > 0, gn_norm, 1.0
     )
     lam_upper = xp.sqrt(suf @ suf) / delta
-    lam_lower = xp.where(full_rank & (phi0_prime < 0), -phi0 / xp.minimum(phi0_prime, -1e-300), 0.0)
+    lam_lower = ops.where(
+        full_rank & (phi0_prime < 0), -phi0 / xp.minimum(phi0_prime, -1e-300), 0.0
+    )
     lam0 = xp.maximum(1e-3 * lam_upper, xp.sqrt(xp.maximum(lam_lower * lam_upper, 0.0)))
 
     def body(carry: tuple) -> tuple:
         i, lam, lo, hi, _ = carry
-        lam = xp.where((lam < lo) | (lam > hi), xp.maximum(1e-3 * hi, xp.sqrt(lo * hi)), lam)
+        lam = ops.where((lam < lo) | (lam > hi), xp.maximum(1e-3 * hi, xp.sqrt(lo * hi)), lam)
         ph, dph = phi(lam)
-        hi = xp.where(ph < 0, lam, hi)
+        hi = ops.where(ph < 0, lam, hi)
         ratio = ph / dph
         lo = xp.maximum(lo, lam - ratio)
         finished = xp.abs(ph) < 0.01 * delta
-        lam = xp.where(finished, lam, lam - (ph + delta) * ratio / delta)
+        lam = ops.where(finished, lam, lam - (ph + delta) * ratio / delta)
         return i + 1, lam, lo, hi, finished
 
     def more(carry: tuple) -> Any:
@@ -208,12 +210,12 @@ def trust_region_step(ops: ArrayOps, s: Any, uf: Any, Vt: Any, delta: Any) -> tu
     carry = (0 * s.shape[0], lam0, lam_lower, lam_upper, gn_norm <= delta)
     lam = ops.while_loop(more, body, carry)[1]
     inside = gn_norm <= delta
-    lam = xp.where(inside, 0.0, lam)
-    coef = xp.where(inside, coef_gn, suf / xp.where(s * s + lam > 0, s * s + lam, 1.0))
+    lam = ops.where(inside, 0.0, lam)
+    coef = ops.where(inside, coef_gn, suf / ops.where(s * s + lam > 0, s * s + lam, 1.0))
     z = -(Vt.T @ coef)
     z_norm = xp.sqrt(z @ z)
     # on the boundary, land on it exactly (the secular iteration stops within 1 %)
-    z = xp.where(inside | (z_norm == 0), z, z * (delta / xp.where(z_norm > 0, z_norm, 1.0)))
+    z = ops.where(inside | (z_norm == 0), z, z * (delta / ops.where(z_norm > 0, z_norm, 1.0)))
     return z, lam
 
 
@@ -237,7 +239,7 @@ def lsq_init(
     m, n = r.shape[0], x0.shape[0]
     k = min(m, n)
     zero = xp.asarray(0)
-    status = xp.where(xp.isfinite(f), RUNNING, int(Status.NONFINITE))
+    status = ops.where(xp.isfinite(f), RUNNING, int(Status.NONFINITE))
     return LSQState(
         x=x0,
         r=r,
@@ -264,19 +266,19 @@ def _check_done(ops: ArrayOps, st: LSQState, cfg: LSQSettings) -> Any:
     xp = ops.xp
     m, n = st.J.shape
     goal = lsq_goal(xp, cfg.tol_errordef, st.f, _observed(xp, cfg, m), n)
-    xnorm = xp.sqrt(xp.sum((st.D * st.x) ** 2))
+    xnorm = xp.sqrt(((st.D * st.x) ** 2).sum())
     # the Gauss-Newton step from here, relative to x: below xtol it hardly changes a digit
     valid = _significant(st.s)
-    coef = xp.where(valid, st.uf / xp.where(valid, st.s, 1.0), 0.0)
+    coef = ops.where(valid, st.uf / ops.where(valid, st.s, 1.0), 0.0)
     settled = xp.sqrt(coef @ coef) <= cfg.xtol * xnorm
     converged = (st.edm < cfg.aim * goal) | (st.edm == 0) | ((st.edm < goal) & settled)
     stuck = (st.nreject >= cfg.max_reject) | (st.delta <= _EPS * xnorm) | (st.delta <= 1e-300)
-    status = xp.where(converged, int(Status.CONVERGED), RUNNING)
-    status = xp.where((status == RUNNING) & stuck, int(Status.NO_STEP), status)
-    status = xp.where(
+    status = ops.where(converged, int(Status.CONVERGED), RUNNING)
+    status = ops.where((status == RUNNING) & stuck, int(Status.NO_STEP), status)
+    status = ops.where(
         (status == RUNNING) & (st.nfev + st.njev >= cfg.maxfev), int(Status.MAXITER), status
     )
-    return xp.where(st.status == RUNNING, status, st.status)
+    return ops.where(st.status == RUNNING, status, st.status)
 
 
 def lsq_step(
@@ -302,48 +304,48 @@ def lsq_step(
     if geodesic:
         assert fns.second_directional is not None, "geodesic acceleration needs r''"
         rpp = fns.second_directional(st.x, h, st.r, st.J, args)
-        nfev = nfev + xp.where(fresh, 0, fns.fd_cost)
+        nfev = nfev + ops.where(fresh, 0, fns.fd_cost)
         a_scaled = -(st.Vt.T @ (_inverse_factors(xp, st.s, lam) * (st.U.T @ rpp)))
         ratio = 2.0 * xp.sqrt(a_scaled @ a_scaled) / xp.maximum(xp.sqrt(z @ z), 1e-300)
-        use = xp.all(xp.isfinite(a_scaled)) & (ratio <= cfg.geodesic_alpha)
-        h = xp.where(use, h + 0.5 * a_scaled / st.D, h)
+        use = xp.isfinite(a_scaled).all() & (ratio <= cfg.geodesic_alpha)
+        h = ops.where(use, h + 0.5 * a_scaled / st.D, h)
     x_new = xp.clip(st.x + h, lower, upper)
     h = x_new - st.x
     Jh = st.J @ h
     dirder = st.r @ Jh
     pred = -2.0 * dirder - Jh @ Jh
-    tiny = ~xp.any(xp.abs(h) > 4 * _EPS * xp.abs(st.x))
+    tiny = ~(xp.abs(h) > 4 * _EPS * xp.abs(st.x)).any()
 
     def evaluate(x_new: Any) -> tuple[Any, Any]:
         r_new = fns.residuals(x_new, args)
         return r_new, r_new @ r_new
 
     def skip(x_new: Any) -> tuple[Any, Any]:
-        return st.r, xp.where(fresh, st.f, np.inf)
+        return st.r, ops.where(fresh, st.f, np.inf)
 
     r_new, f_new = ops.cond(tiny | fresh, skip, evaluate, x_new)
-    nfev = nfev + xp.where(tiny | fresh, 0, 1)
+    nfev = nfev + ops.where(tiny | fresh, 0, 1)
     finite = xp.isfinite(f_new)
     actred = st.f - f_new
-    rho = xp.where((pred > 0) & finite, actred / xp.where(pred > 0, pred, 1.0), -1.0)
+    rho = ops.where((pred > 0) & finite, actred / ops.where(pred > 0, pred, 1.0), -1.0)
     # MINPACK's trust-radius update
-    pnorm = xp.sqrt(xp.sum((st.D * h) ** 2))
-    delta = xp.where(st.niter == 0, xp.minimum(st.delta, pnorm), st.delta)
+    pnorm = xp.sqrt(((st.D * h) ** 2).sum())
+    delta = ops.where(st.niter == 0, xp.minimum(st.delta, pnorm), st.delta)
     denom = dirder + 0.5 * actred
-    temp = xp.where(actred >= 0, 0.5, 0.5 * dirder / xp.where(denom != 0, denom, -1.0))
-    temp = xp.where(~finite | (f_new > 100.0 * st.f) | (temp < 0.1), 0.1, temp)
+    temp = ops.where(actred >= 0, 0.5, 0.5 * dirder / ops.where(denom != 0, denom, -1.0))
+    temp = ops.where(~finite | (f_new > 100.0 * st.f) | (temp < 0.1), 0.1, temp)
     shrunk = temp * xp.minimum(delta, pnorm / 0.1)
-    grown = xp.where((lam == 0) | (rho >= 0.75), 2.0 * pnorm, delta)
-    delta = xp.where(rho < 0.25, shrunk, grown)
-    delta = xp.where(tiny, 0.0 * delta, delta)
+    grown = ops.where((lam == 0) | (rho >= 0.75), 2.0 * pnorm, delta)
+    delta = ops.where(rho < 0.25, shrunk, grown)
+    delta = ops.where(tiny, 0.0 * delta, delta)
     accept = fresh | ((rho >= 1e-4) & ~tiny)
 
     def refresh(_: Any) -> tuple:
         J_new = fns.jacobian(x_new, args)
-        ok = xp.all(xp.isfinite(J_new))
-        J_use = xp.where(ok, J_new, st.J)
+        ok = xp.isfinite(J_new).all()
+        J_use = ops.where(ok, J_new, st.J)
         # the scaling starts from the first Jacobian's column norms
-        D_old = xp.where(fresh, 0.0 * st.D, st.D)
+        D_old = ops.where(fresh, 0.0 * st.D, st.D)
         fac = _factorise(ops, x_new, r_new, J_use, D_old, lower, upper)
         return ok, J_new, fac
 
@@ -352,8 +354,8 @@ def lsq_step(
 
     ok, J_new, (D, U, s, Vt, uf, e) = ops.cond(accept, refresh, keep, None)
     moved = accept & ok
-    xnorm = xp.sqrt(xp.sum((D * x_new) ** 2))
-    delta = xp.where(fresh, cfg.factor * xp.where(xnorm > 0, xnorm, 1.0), delta)
+    xnorm = xp.sqrt(((D * x_new) ** 2).sum())
+    delta = ops.where(fresh, cfg.factor * ops.where(xnorm > 0, xnorm, 1.0), delta)
     new = LSQState(
         x=ops.where(moved, x_new, st.x),
         r=ops.where(moved, r_new, st.r),
@@ -367,11 +369,11 @@ def lsq_step(
         edm=ops.where(moved, e, st.edm),
         delta=ops.where(accept & ~ok, 0.25 * delta, delta),
         lam=lam,
-        niter=st.niter + xp.where(moved & ~fresh, 1, 0),
+        niter=st.niter + ops.where(moved & ~fresh, 1, 0),
         nfev=nfev,
-        njev=st.njev + xp.where(accept, 1, 0),
-        nreject=xp.where(moved, 0, st.nreject + 1),
-        status=xp.where(fresh & ~ok, int(Status.NONFINITE), st.status),
+        njev=st.njev + ops.where(accept, 1, 0),
+        nreject=ops.where(moved, 0, st.nreject + 1),
+        status=ops.where(fresh & ~ok, int(Status.NONFINITE), st.status),
     )
     return new._replace(status=_check_done(ops, new, cfg))
 
@@ -430,19 +432,26 @@ def native_functions(ops: ArrayOps, residuals_args: Callable) -> LSQFunctions:
     return remembered(residuals_args, NATIVE_CACHE_ATTR, ops, build)
 
 
-def lsq_postprocess(ops: ArrayOps, st: LSQState, cfg: LSQSettings) -> Outcome:
+def lsq_postprocess(ops: ArrayOps, st: LSQState, cfg: LSQSettings, bounded: bool = True) -> Outcome:
     """The finishing step: final status, Gauss-Newton gradient and Hessian, final EDM.
 
     A fit that cannot move but meets its goal (or zfit's rule ``EDM < tol * errordef``)
     converged; a converged fit whose scaled Jacobian has lost rank is ``SINGULAR``.
+    Without bounds (``bounded=False``) no column is ever held, so the state's SVD is the
+    one of ``J / D`` and the rank test reads it instead of factorising again (one SVD
+    less in the compiled program).
     """
     xp = ops.xp
     m, n = st.J.shape
     goal = lsq_goal(xp, cfg.tol_errordef, st.f, _observed(xp, cfg, m), n)
     met = (st.edm < goal) | (st.edm < cfg.tol_errordef)
-    status = xp.where((st.status == int(Status.NO_STEP)) & met, int(Status.CONVERGED), st.status)
-    singular = singular_jacobian(ops.svd, xp, st.J, st.D)
-    status = xp.where((status == int(Status.CONVERGED)) & singular, int(Status.SINGULAR), status)
+    status = ops.where((st.status == int(Status.NO_STEP)) & met, int(Status.CONVERGED), st.status)
+    if bounded or m == 0 or n == 0:
+        singular = singular_jacobian(ops.svd, xp, st.J, st.D)
+    else:
+        # st.J is finite once a Jacobian was accepted; the first one failing is NONFINITE
+        singular = ~xp.isfinite(st.J).all() | (st.s[-1] <= st.s[0] * SINGULAR_RTOL)
+    status = ops.where((status == int(Status.CONVERGED)) & singular, int(Status.SINGULAR), status)
     return Outcome(
         x=st.x,
         f=st.f,
@@ -472,6 +481,9 @@ class LSQSolver:
     upper: Array
     cfg: LSQSettings
     geodesic: bool = False
+    #: False when no parameter has a finite bound (known before the solve): the final rank
+    #: test then reuses the loop's SVD (see :func:`lsq_postprocess`)
+    bounded: bool = True
 
     def init(self, x0: Array, args: tuple) -> LSQState:
         return lsq_init(self.fns, self.ops, x0, self.lower, self.upper, self.cfg, args)
@@ -485,4 +497,4 @@ class LSQSolver:
         return state.status != RUNNING
 
     def postprocess(self, state: LSQState, args: tuple) -> Outcome:
-        return lsq_postprocess(self.ops, state, self.cfg)
+        return lsq_postprocess(self.ops, state, self.cfg, self.bounded)
