@@ -38,8 +38,9 @@ class BatchFitResult:
         one fit per member with the minimizer itself), ``backend``,
         ``chunk_size``, ``nchunks`` and ``time`` (seconds, wall clock); for a vectorised
         solve also ``rounds`` (compiled calls that advanced the members, over all chunks)
-        and ``compactions`` (times a chunk's unfinished members were regrouped into a
-        smaller group, see ``docs/batch.md``).
+        ``compactions`` (times unfinished members were regrouped into a smaller group)
+        and ``pooled`` (members finished in the group pooled over all chunks); see
+        ``docs/batch.md``.
 
     Examples
     --------
@@ -130,7 +131,7 @@ class BatchFitResult:
         cat = {
             k: np.concatenate([o[k] for o in outs]) for k in outs[0] if k not in ("ids", "stats")
         }
-        for k in ("rounds", "compactions"):
+        for k in ("rounds", "compactions", "pooled"):
             info[k] = sum(o["stats"][k] for o in outs)
         status, messages = _final_status(problem, cat, x0)
         x = cat["x"]

@@ -360,6 +360,7 @@ def _pool(chunks: list[_Chunk]) -> None:
     nobs = np.stack([np.asarray(c.nobs)[r] for c, r in take])
     first = chunks[0]
     first.stats["pooled"] += count
+    first.stats["compactions"] += 1
     state, _, _, _ = _rounds(first.programs[1], state, first.consts, args, nobs, first.stats)
     state = _host(state)
     for i, (c, r) in enumerate(pending):
