@@ -13,7 +13,7 @@ import numpy as np
 from .._progress import make_bar, should_show
 from .members import _solve_each
 from .problem import _Problem
-from .vectorised import _solve_vectorised
+from .vectorised import _begin, _end, _pool, _solve_vectorised
 
 #: Batches at least this large show a progress bar (when stderr is a terminal).
 PROGRESS_MIN_SIZE = 1000
@@ -74,7 +74,9 @@ def _run_chunks(
     outs: list[dict] = []
     threads = _local_threads(problem.method != "each", x0.shape[0]) if executor is None else 1
     try:
-        if executor is None and (threads == 1 or len(bounds) == 1):
+        if executor is None and problem.method != "each":
+            outs = _run_local_vectorised(problem, args_of, bounds, threads, bar)
+        elif executor is None and (threads == 1 or len(bounds) == 1):
             for lo, hi in bounds:
                 outs.append(_solve_chunk(*args_of(lo, hi)))
                 bar.update(hi - lo)
@@ -106,6 +108,43 @@ def _run_chunks(
     for out, (lo, hi) in zip(outs, bounds):
         if out["ids"] != ids[lo:hi]:  # pragma: no cover - a broken executor
             raise RuntimeError(f"chunk {lo}:{hi} came back with the wrong members")
+    return outs
+
+
+def _run_local_vectorised(
+    problem: _Problem, args_of: Any, bounds: list[tuple[int, int]], threads: int, bar: Any
+) -> list[dict]:
+    """The chunks of a vectorised batch in this process: each runs until its unfinished
+    members fit the smallest group (the first alone: it compiles; the others on ``threads``
+    threads), then the unfinished members of all chunks finish together in one group
+    (:func:`~.vectorised._pool`), then each chunk's final step."""
+
+    def begin(lo: int, hi: int) -> Any:
+        problem_, x0, data, _ = args_of(lo, hi)
+        return _begin(problem_, x0, data)
+
+    chunks = [begin(*bounds[0])]
+    bar.update(bounds[0][1] - bounds[0][0])
+    rest = bounds[1:]
+    if threads == 1 or not rest:
+        for lo, hi in rest:
+            chunks.append(begin(lo, hi))
+            bar.update(hi - lo)
+    else:
+        pool = ThreadPoolExecutor(threads)
+        try:
+            futures = [pool.submit(begin, lo, hi) for lo, hi in rest]
+            for fut, (lo, hi) in zip(futures, rest):
+                chunks.append(fut.result())
+                bar.update(hi - lo)
+        finally:  # after a failure, the chunks not started yet are not run
+            pool.shutdown(wait=True, cancel_futures=True)
+    _pool(chunks)
+    outs = []
+    for chunk, (lo, hi) in zip(chunks, bounds):
+        out = _end(chunk)
+        out["ids"] = args_of(lo, hi)[3]
+        outs.append(out)
     return outs
 
 

@@ -36,7 +36,11 @@ class BatchFitResult:
     info : dict
         ``method`` ("lm", "lm_hessian", "bfgs": the minimizer's vectorised core, or "each":
         one fit per member with the minimizer itself), ``backend``,
-        ``chunk_size``, ``nchunks`` and ``time`` (seconds, wall clock).
+        ``chunk_size``, ``nchunks`` and ``time`` (seconds, wall clock); for a vectorised
+        solve also ``rounds`` (compiled calls that advanced the members, over all chunks)
+        ``compactions`` (times unfinished members were regrouped into a smaller group)
+        and ``pooled`` (members finished in the group pooled over all chunks); see
+        ``docs/batch.md``.
 
     Examples
     --------
@@ -124,7 +128,11 @@ class BatchFitResult:
                 problem=problem,
                 data=data,
             )
-        cat = {k: np.concatenate([o[k] for o in outs]) for k in outs[0] if k != "ids"}
+        cat = {
+            k: np.concatenate([o[k] for o in outs]) for k in outs[0] if k not in ("ids", "stats")
+        }
+        for k in ("rounds", "compactions", "pooled"):
+            info[k] = sum(o["stats"][k] for o in outs)
         status, messages = _final_status(problem, cat, x0)
         x = cat["x"]
         fmin = cat["fmin"]

@@ -33,7 +33,16 @@ import numpy as np
 
 from ..backends.ops import ArrayOps
 
-__all__ = ["NativeSolver", "Outcome", "pack", "pack_flat", "solve", "unpack", "unpack_flat"]
+__all__ = [
+    "NativeSolver",
+    "Outcome",
+    "advance",
+    "pack",
+    "pack_flat",
+    "solve",
+    "unpack",
+    "unpack_flat",
+]
 
 State = TypeVar("State")
 
@@ -104,6 +113,30 @@ def solve(
                 state = solver.step(state, args)
                 report(state)
         return solver.postprocess(state, args)
+
+
+def advance(solver: NativeSolver[Any], state: Any, args: tuple, max_steps: Any) -> Any:
+    """``state`` after at most ``max_steps`` more steps (fewer once the solve is over).
+
+    The resumable form of :func:`solve`'s loop: ``solver.postprocess(advance(solver,
+    solver.init(x0, args), args, inf), args)`` is ``solve(solver, x0, args)``, and splitting
+    the steps over several calls changes nothing (a step sees only the state). Pure, for
+    ``ops.jit`` and ``ops.vmap`` (``max_steps`` may be traced: a new bound does not
+    recompile); batched solves use it to stop and regroup their unfinished members.
+    """
+    ops = solver.ops
+    xp = ops.xp
+
+    def more(carry: tuple) -> Any:
+        i, st = carry
+        return (i < max_steps) & xp.logical_not(solver.terminate(st))
+
+    def body(carry: tuple) -> tuple:
+        i, st = carry
+        return i + 1, solver.step(st, args)
+
+    with np.errstate(all="ignore"):
+        return ops.while_loop(more, body, (xp.asarray(0), state))[1]
 
 
 _SCALARS = ("f", "edm", "status", "niter", "nfev", "njev", "lam", "delta")
