@@ -191,7 +191,8 @@ def test_catalogue_reaches_known_minimum(minimizer, problem, backend):
         result = minimizer(tol=TOL, maxiter=300).minimize(loss, p.start)
         assert result.status is Status.MAXITER and not result.valid
         assert "maxiter" in result.message
-        assert result.fmin < 24.2 and result.nfev == 300 + 1  # + the final EDM
+        # + the final EDM where derivatives are exact (past the budget, documented)
+        assert result.fmin < 24.2 and result.nfev == 300 + (backend == "jax")
         return
     result = minimizer(tol=TOL).minimize(loss, p.start)
     assert result.valid, result.message
@@ -407,10 +408,12 @@ def test_init_makes_the_next_fit_cheaper(name):
 # -- failure modes, options, reporting --------------------------------------------------------
 @pytest.mark.parametrize("minimizer", MINIMIZERS, ids=lambda m: m.__name__)
 def test_maxiter_gives_an_invalid_result(minimizer):
-    result = minimizer(maxiter=5).minimize(loss_for(PROBLEMS["rosenbrock"], "numpy"), [-1.2, 1.0])
+    # maxiter counts the loss's own calls, finite differences included (10 per value and
+    # gradient here): 25 calls; nothing is evaluated past them, so the EDM is unknown
+    result = minimizer(maxiter=25).minimize(loss_for(PROBLEMS["rosenbrock"], "numpy"), [-1.2, 1.0])
     assert result.status is Status.MAXITER and not result.valid
     assert "maxiter" in result.message
-    assert result.fmin <= 24.2 and np.isfinite(result.edm)
+    assert result.fmin <= 24.2 and np.isnan(result.edm) and result.info["ncalls"] <= 25
 
 
 def test_dogleg_on_negative_curvature_says_what_to_use():

@@ -46,7 +46,7 @@ _OPTIONAL = frozenset(
     }
 )
 _PARAM_KEYS = frozenset({"name", "value", "lower", "upper", "stepsize"})
-_COUNT_KEYS = ("nfev", "ngrad", "nhess", "nres", "njac", "niter", "nprofile_fits")
+_COUNT_KEYS = ("nfev", "ngrad", "nhess", "nres", "njac", "ncalls", "niter", "nprofile_fits")
 _APPROX_SHAPES = {"gradient": "n", "hessian": "nn", "inv_hessian": "nn"}
 _NUMERIC_ENTRY_KEYS = frozenset({"error", "lower", "upper", "cl"})
 

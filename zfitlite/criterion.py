@@ -183,12 +183,13 @@ def bounded_edm(g: np.ndarray, H: np.ndarray, free: np.ndarray) -> float:
 # -- the measure at a point (scipy wrappers, Minuit) -------------------------------------
 @dataclass
 class Measure:
-    """The loss, its derivatives and the EDM at one point."""
+    """The loss, its derivatives and the EDM at one point (``H`` is None when the EDM
+    came from Hessian-vector products: :mod:`zfitlite.matrix_free`)."""
 
     x: np.ndarray
     f: float
     g: np.ndarray
-    H: np.ndarray
+    H: np.ndarray | None
     edm: float
     goal: float
     free: np.ndarray
@@ -222,7 +223,7 @@ def onto_active_bounds(evaluator: Any, m: Measure, params: Any, goal: float) -> 
     that bound; the new point is kept if the loss there is not higher. Returns the
     measure at the new point, or None when no parameter qualifies or the loss rose.
     """
-    if not params.has_bounds:
+    if not params.has_bounds or m.H is None:
         return None
     x, lo, hi = m.x, params.lower, params.upper
     try:

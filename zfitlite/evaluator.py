@@ -121,6 +121,7 @@ def _fix_for(
 
 
 _FLOATS = (float, np.float64)
+EPS_CBRT = float(np.finfo(np.float64).eps) ** (1 / 3)  # central-difference step
 
 
 def _finite_vector(a: np.ndarray, quiet: bool) -> bool:
@@ -148,17 +149,30 @@ class LossEvaluator:
     params : Params
     strategy : ZfitStrategy
     maxiter : int
-        Budget of calls (each call of value, gradient, Hessian, residuals or Jacobian
-        counts one); the call after the budget raises :class:`MaximumIterationReached`.
+        Budget of work. On the numpy backend it counts every call of the user's own
+        functions (value, gradient, Hessian, residuals, Jacobian), finite-difference
+        calls included: a call that could overrun the budget (its most calls, e.g.
+        ``4 n + 2`` for a finite-difference value and gradient, ``2 n^2 + 1`` for a
+        finite-difference Hessian) is refused, so the calls never exceed ``maxiter``. On
+        compiling backends (JAX, TensorFlow) each evaluation counts one (value and
+        gradient two). A refused call raises :class:`MaximumIterationReached`.
     verbosity : int, default 0
         At 10 every evaluation is printed.
     compiled : CompiledLoss, optional
         Built from the loss when not given.
+    auto_budget : bool, default False
+        ``maxiter`` is the "auto" default, counted in evaluations: on the numpy backend
+        it is multiplied by the calls of one finite-difference gradient (``2 n + 1`` per
+        evaluation; 1 with exact derivatives), so "auto" allows as many evaluations as
+        it always did.
 
     Attributes
     ----------
     nfev, ngrad, nhess, nres, njac : int
-        Calls of each kind so far.
+        Evaluations of each kind asked for so far.
+    ncalls : int
+        The budget spent: calls of the user's functions on the numpy backend, finite
+        differences included; evaluations on compiling backends.
     best_x, best_value
         The lowest finite value seen and where.
     """
@@ -171,6 +185,7 @@ class LossEvaluator:
         maxiter: int,
         verbosity: int = 0,
         compiled: CompiledLoss | None = None,
+        auto_budget: bool = False,
     ) -> None:
         self.loss = loss
         self.params = params
@@ -188,19 +203,35 @@ class LossEvaluator:
         else:
             self.compiled = compiled
         self.nfev = self.ngrad = self.nhess = self.nres = self.njac = 0
+        self.nhvp = 0
         self.best_x: np.ndarray = params.values.copy()
         self.best_value = float("inf")
         self.record = NonFiniteRecord(errordef=self.errordef)
         self.last_value_gradient: tuple[np.ndarray | None, float, np.ndarray] | None = None
         self._budget_on = True
-        self._calls = 0  # all kinds together, for the budget (ncalls adds the counters up)
+        self._calls = 0  # the budget spent (see ncalls)
         self._quiet = False
+        # numpy backend: the user's own calls are counted (finite differences included);
+        # a call is refused unless its most calls still fit in the budget
+        self._raw = self.compiled.raw
+        costs = self.compiled.costs or {}
+        self._need_v = costs.get("value", 1)
+        self._need_vg = costs.get("value_and_gradient", 2)
+        self._need_h = costs.get("hessian", 1)
+        self._need_r = costs.get("residuals", 1)
+        self._need_j = costs.get("jacobian", 1)
+        if auto_budget and self._raw is not None:
+            self.maxiter *= max(1, self._need_vg // 2)
+        if self._raw is not None:
+            self._call = self._call_counted
 
     # -- bookkeeping -------------------------------------------------------------------
     @property
     def ncalls(self) -> int:
-        """Total calls of every kind."""
-        return self.nfev + self.ngrad + self.nhess + self.nres + self.njac
+        """The budget spent: every call of the user's functions (numpy backend, finite
+        differences included), or every evaluation (value and gradient count two) on a
+        compiling backend."""
+        return self._calls
 
     @property
     def backend(self) -> str:
@@ -235,6 +266,8 @@ class LossEvaluator:
             "nhess": self.nhess,
             "nres": self.nres,
             "njac": self.njac,
+            "nhvp": self.nhvp,
+            "ncalls": self._calls,
         }
 
     def add_counts(
@@ -259,10 +292,17 @@ class LossEvaluator:
         """
         return _Silenced(self)
 
-    def _spend(self, k: int = 1) -> None:
-        if self._budget_on and self._calls >= self.maxiter:
-            raise MaximumIterationReached(f"maxiter={self.maxiter} evaluations reached")
-        self._calls += k
+    def _spend(self, k: int = 1, need: int = 1) -> None:
+        """Refuse a call that could overrun the budget (``need``: its most calls); count
+        ``k`` where the backend compiles (the numpy backend counts real calls in
+        :meth:`_call_counted`)."""
+        if self._budget_on and self._calls + need > self.maxiter:
+            raise MaximumIterationReached(
+                f"maxiter={self.maxiter} reached ({self._calls} calls spent, the next "
+                f"evaluation may take {need})"
+            )
+        if self._raw is None:
+            self._calls += k
 
     def _x(self, x: Any) -> np.ndarray:
         if type(x) is not np.ndarray or x.dtype != np.float64:
@@ -315,6 +355,16 @@ class LossEvaluator:
                 self._remember(x, float(before))
             raise self.wrap_error(exc, what, x) from exc
 
+    def _call_counted(self, fn: Callable, x: np.ndarray, what: str) -> Any:
+        """:meth:`_call`, adding the user's function calls it made to the budget spent."""
+        raw = self._raw
+        assert raw is not None
+        before = raw.n
+        try:
+            return LossEvaluator._call(self, fn, x, what)
+        finally:
+            self._calls += raw.n - before
+
     def _remember(self, x: np.ndarray, value: float) -> None:
         x = x.copy()  # one copy, shared: neither is mutated afterwards
         self.record.last_x = x
@@ -366,7 +416,7 @@ class LossEvaluator:
     def value(self, x: Any) -> float:
         """The loss at ``x``."""
         x = self._x(x)
-        self._spend()
+        self._spend(1, self._need_v)
         self.nfev += 1
         v = self._call(self.compiled.value, x, "value")
         v = float(v) if type(v) in _FLOATS else self._scalar(v, x)
@@ -380,7 +430,7 @@ class LossEvaluator:
     def value_gradient(self, x: Any) -> tuple[float, np.ndarray]:
         """Value and gradient at ``x``."""
         x = self._x(x)
-        self._spend(2)
+        self._spend(2, self._need_vg)
         self.nfev += 1
         self.ngrad += 1
         v, g = self._call(self.compiled.value_and_gradient, x, "value and gradient")
@@ -415,7 +465,7 @@ class LossEvaluator:
     def hessian(self, x: Any) -> np.ndarray:
         """Hessian at ``x`` (exact from the backend, or numerical)."""
         x = self._x(x)
-        self._spend()
+        self._spend(1, self._need_h)
         self.nhess += 1
         H = self._array(
             self._call(self.compiled.hessian, x, "hessian"), (self.n, self.n), "hessian", x
@@ -423,6 +473,32 @@ class LossEvaluator:
         if self.verbosity >= 10:
             print(f"  eval hessian x={_fmt(x)}")
         return self._finite("hessian", x, H)
+
+    def hessian_vector(self, x: Any, v: Any, g: np.ndarray | None = None) -> np.ndarray:
+        """The Hessian at ``x`` times ``v``, without forming the Hessian.
+
+        Exact where the backend has a Hessian-vector product (JAX: forward over reverse,
+        one evaluation each); otherwise a central difference of two gradients along
+        ``v`` (two value-and-gradient evaluations). Counted in ``nhvp``.
+        """
+        x = self._x(x)
+        v = np.asarray(v, dtype=np.float64)
+        hvp = self.compiled.hvp
+        self.nhvp += 1
+        if hvp is not None:
+            self._spend(1, 1)
+            out = self._array(
+                self._call(lambda y: hvp(y, v), x, "hessian"), self._shape, "hessian", x
+            )
+            return self._finite("hessian", x, out)
+        vnorm = float(np.linalg.norm(v))
+        if vnorm == 0.0:
+            return np.zeros_like(v)
+        xnorm = float(np.linalg.norm(x))
+        h = (EPS_CBRT * max(xnorm, 1.0)) / vnorm
+        gp = self.value_gradient(x + h * v)[1]
+        gm = self.value_gradient(x - h * v)[1]
+        return (gp - gm) / (2.0 * h)
 
     def value_gradient_hessian(self, x: Any) -> tuple[float, np.ndarray, np.ndarray]:
         """Value, gradient and Hessian at ``x``."""
@@ -434,7 +510,7 @@ class LossEvaluator:
         if self.compiled.residuals is None:
             raise TypeError("residuals are only defined for LeastSquares losses")
         x = self._x(x)
-        self._spend()
+        self._spend(1, self._need_r)
         self.nres += 1
         r = self._array(
             self._call(self.compiled.residuals, x, "residuals"), (None,), "residuals", x
@@ -450,7 +526,7 @@ class LossEvaluator:
         if self.compiled.jacobian is None:
             raise TypeError("a residual Jacobian is only defined for LeastSquares losses")
         x = self._x(x)
-        self._spend()
+        self._spend(1, self._need_j)
         self.njac += 1
         return self._array(
             self._call(self.compiled.jacobian, x, "jacobian"), (None, self.n), "jacobian", x

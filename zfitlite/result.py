@@ -86,8 +86,11 @@ class FitResult:
     status : Status
     message : str
     info : dict
-        Evaluation counts (``nfev``, ``ngrad``, ``nhess``, ``nres``, ``njac``),
-        ``niter``, ``time``, ``backend`` and ``original`` (the wrapped solver's result).
+        Evaluation counts (``nfev``, ``ngrad``, ``nhess``, ``nres``, ``njac``: the
+        evaluations of each kind asked for), ``ncalls`` (the budget spent: every call of
+        the user's functions on the numpy backend, finite differences and the final
+        Hessian included; evaluations on compiling backends), ``niter``, ``time``,
+        ``backend`` and ``original`` (the wrapped solver's result).
     approx : Approximations
     minimizer, loss
         What produced the result (None after loading from a dict).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ __all__ = [
     "SCALAR_FIX",
     "Backend",
     "CompiledLoss",
+    "RawCounter",
     "real_scalar",
 ]
 
@@ -62,6 +64,25 @@ def after_x(f: Callable, args: tuple, x: Any) -> Any:
     return f(x, *args)
 
 
+class RawCounter(threading.local):
+    """Counts calls of the user's own functions (value, gradient, Hessian, residuals,
+    Jacobian), per thread, so that fits in several threads sharing one cached
+    :class:`CompiledLoss` each see their own calls (the evaluator reads differences)."""
+
+    n: int = 0
+
+    def wrap(self, f: Callable | None) -> Any:
+        """``f`` counting one call of its own per call (None stays None)."""
+        if f is None:
+            return None
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.n += 1
+            return f(*args, **kwargs)
+
+        return counted
+
+
 @dataclass(frozen=True)
 class CompiledLoss:
     """Callables over numpy float64 arrays, built by a backend for one parameter layout.
@@ -79,6 +100,12 @@ class CompiledLoss:
     jacobian: Callable[[Array], Array] | None = None
     exact_derivatives: bool = True
     native: dict[str, Any] = field(default_factory=dict)
+    raw: RawCounter | None = None
+    costs: dict[str, int] | None = None
+    #: ``hvp(x, v)``: the Hessian times ``v`` without forming the Hessian (JAX:
+    #: forward-over-reverse); None where the backend has none (the evaluator then
+    #: differences two gradients).
+    hvp: Callable[[Array, Array], Array] | None = None
 
 
 class Backend(ABC):

@@ -133,6 +133,19 @@ class JaxBatchOps(JaxOps):
         return self
 
 
+def _hvp_jit(jax: Any, func: Callable) -> Callable:
+    """``jit((x, v, *data) -> H(x) v)`` of a scalar ``func``: forward over reverse, one
+    pass of each, never the Hessian."""
+
+    def scalar(x: Any, *data: Any) -> Any:
+        return jax.numpy.reshape(jax.numpy.asarray(func(x, *data)), ())
+
+    def hvp(x: Any, v: Any, *data: Any) -> Any:
+        return jax.jvp(lambda y: jax.grad(scalar)(y, *data), (x,), (v,))[1]
+
+    return jax.jit(hvp)
+
+
 class JaxBackend(Backend):
     """Derivatives by ``jax.grad``/``jax.hessian``/``jax.jacfwd``, every function jitted.
 
@@ -218,7 +231,17 @@ class JaxBackend(Backend):
             def hess(x: Array) -> Array:
                 return np.asarray(hessian(x, *args), dtype=np.float64)
 
-        return CompiledLoss("jax", value, value_and_gradient, hess)
+        hvp: Callable[[Array, Array], Array] | None = None
+        if gradient is None:
+            # compiled when first called (large fits only: see zfitlite.matrix_free)
+            hvp_j = remembered(func, JAX_JIT_ATTR, "scalar_hvp", lambda: _hvp_jit(jax, func))
+
+            def hessian_times(x: Array, v: Array) -> Array:
+                return np.asarray(hvp_j(x, v, *args))
+
+            hvp = hessian_times
+
+        return CompiledLoss("jax", value, value_and_gradient, hess, hvp=hvp)
 
     def least_squares(
         self,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Array, Backend, CompiledLoss, after_x, real_scalar
+from .base import Array, Backend, CompiledLoss, RawCounter, after_x, real_scalar
 from .numdiff import gradient as nd_gradient
 from .numdiff import hessian as nd_hessian
 from .numdiff import hessian_from_gradient as nd_hessian_from_gradient
@@ -57,6 +57,9 @@ class NumpyBackend(Backend):
                 None if f is None else functools.partial(after_x, f, args)
                 for f in (func, gradient, hessian)
             )
+        raw = RawCounter()
+        func, gradient, hessian = (raw.wrap(f) for f in (func, gradient, hessian))
+        fd_gradient = 4 * n + 1  # Richardson central differences (<= 4 n + 1 near a bound)
 
         def value(x: Array) -> float:
             return func(x)
@@ -93,6 +96,14 @@ class NumpyBackend(Backend):
             value_and_gradient,
             hess,
             exact_derivatives=gradient is not None and hessian is not None,
+            raw=raw,
+            costs={
+                "value": 1,
+                "value_and_gradient": 1 + (1 if gradient is not None else fd_gradient),
+                "hessian": 1
+                if hessian is not None
+                else (fd_gradient if gradient is not None else _fd_hessian_calls(n)),
+            },
         )
 
     def least_squares(
@@ -104,6 +115,10 @@ class NumpyBackend(Backend):
         typical: Any = None,
         args: tuple = (),
     ) -> CompiledLoss:
+        raw = RawCounter()
+        residuals, jacobian = raw.wrap(residuals), raw.wrap(jacobian)
+        jac_calls = 1 if jacobian is not None else 4 * n + 1
+
         def res(x: Array) -> Array:
             return np.asarray(residuals(x, *args), dtype=np.float64)
 
@@ -135,4 +150,18 @@ class NumpyBackend(Backend):
             residuals=res,
             jacobian=jac,
             exact_derivatives=False,
+            raw=raw,
+            costs={
+                "value": 1,
+                "value_and_gradient": 1 + jac_calls,
+                "hessian": _fd_hessian_calls(n),
+                "residuals": 1,
+                "jacobian": jac_calls,
+            },
         )
+
+
+def _fd_hessian_calls(n: int) -> int:
+    """Most function calls of one finite-difference Hessian (:func:`numdiff.hessian`):
+    the centre, two per diagonal entry and four per pair."""
+    return 2 * n * n + 1

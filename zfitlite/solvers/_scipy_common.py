@@ -36,6 +36,7 @@ from ..criterion import (
     measure,
     onto_active_bounds,
 )
+from ..matrix_free import dense_ok, measure_auto
 from ..status import Status
 from .base import BaseMinimizer, ScipyProgress, SolverOutput
 from .rounds import run_rounds, tighten
@@ -199,7 +200,8 @@ class ScipyRoundsMinimizer(BaseMinimizer):
         raise NotImplementedError
 
     def _measure(self, evaluator: Any, x: np.ndarray, params: Any, criterion: Any) -> Measure:
-        return measure(evaluator, x, params, criterion.goal)
+        # dense up to DENSE_LIMIT parameters, Hessian-vector products above
+        return measure_auto(evaluator, x, params, criterion.goal)
 
     def _onto_active_bounds(
         self, evaluator: Any, m: Measure, params: Any, criterion: Any
@@ -290,7 +292,9 @@ class ScipyRoundsMinimizer(BaseMinimizer):
             edm=m.edm,
             gradient=m.g,
             hessian=m.H,
-            inv_hessian=dense_or_none(getattr(res, "hess_inv", None)),
+            inv_hessian=dense_or_none(getattr(res, "hess_inv", None))
+            if dense_ok(m.x.size)
+            else None,  # not densified at large n; the operator stays in `original`
             message=message,
             original=res,
             extras={"rounds": round_, "scipy_message": _message(res)},

@@ -342,7 +342,12 @@ class BaseMinimizer(GraphCachable):
         loss = as_loss(loss)
         p = make_params(params, loss)
         return LossEvaluator(
-            loss, p, strategy or self.strategy, self._maxiter_for(len(p)), self.verbosity
+            loss,
+            p,
+            strategy or self.strategy,
+            self._maxiter_for(len(p)),
+            self.verbosity,
+            auto_budget=self.maxiter == "auto",
         )
 
     def create_criterion(self, loss: Any = None, params: Any = None) -> ConvergenceCriterion:
@@ -406,7 +411,14 @@ class BaseMinimizer(GraphCachable):
                 f"{', '.join(supporting_bounds())}, or remove the bounds"
             )
         self.add_cache_deps(loss)
-        evaluator = LossEvaluator(loss, p, self.strategy, self._maxiter_for(len(p)), self.verbosity)
+        evaluator = LossEvaluator(
+            loss,
+            p,
+            self.strategy,
+            self._maxiter_for(len(p)),
+            self.verbosity,
+            auto_budget=self.maxiter == "auto",
+        )
         criterion = self.create_criterion(loss, p)
         if self.verbosity >= 1:
             print(
@@ -520,13 +532,26 @@ class BaseMinimizer(GraphCachable):
             # the user asked to stop, or the loss raised: evaluate nothing more (the EDM of
             # an invalid result stays unknown rather than calling a failing loss again)
             e = float("nan") if e is None else e
+        elif status is Status.MAXITER and (e is None or g is None):
+            # the budget is spent. Where derivatives are exact (a compiling backend, or
+            # the user's gradient and Hessian) the EDM of the best point costs one value
+            # and gradient and one Hessian beyond the budget (the documented allowance);
+            # with finite differences nothing more is evaluated and the EDM stays NaN
+            e, g, H, fmin = _edm_after_budget(evaluator, criterion, out, e, g, H, fmin)
         elif e is None or g is None:
             try:
-                with evaluator.unbudgeted():
-                    fmin, g = evaluator.value_gradient_reusing(out.x)
-                    H = evaluator.hessian(out.x)
+                # inside the budget: the final gradient and Hessian are real work too
+                fmin, g = evaluator.value_gradient_reusing(out.x)
+                H = evaluator.hessian(out.x)
                 # the criterion measures the end point (a user's criterion decides here)
                 e = criterion.calculate(Approximations(g, H, None))
+            except MaximumIterationReached:
+                e = float("nan")
+                status = Status.MAXITER
+                message = (
+                    f"{Status.MAXITER.message}: the budget maxiter={evaluator.maxiter} left no "
+                    "room for the gradient and Hessian at the end point (the EDM); raise maxiter"
+                )
             except (FailMinimizeNaN, LossEvaluationError, ValueError, np.linalg.LinAlgError) as exc:
                 e = float("nan")
                 message = message or f"the EDM could not be computed at the end point: {exc}"
@@ -572,6 +597,31 @@ class BaseMinimizer(GraphCachable):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tol={self.tol}, name={self.name!r})"
+
+
+def _edm_after_budget(
+    evaluator: LossEvaluator,
+    criterion: ConvergenceCriterion,
+    out: SolverOutput,
+    e: float | None,
+    g: np.ndarray | None,
+    H: np.ndarray | None,
+    fmin: float,
+) -> tuple[float, np.ndarray | None, np.ndarray | None, float]:
+    """The EDM of a MAXITER result, measured only where that is cheap (see ``_make_result``)."""
+    compiled = evaluator.compiled
+    if compiled.raw is None or compiled.exact_derivatives:
+        try:
+            with evaluator.unbudgeted():
+                fmin, g = evaluator.value_gradient_reusing(out.x)
+                H = evaluator.hessian(out.x)
+            return criterion.calculate(Approximations(g, H, None)), g, H, fmin
+        except (FailMinimizeNaN, LossEvaluationError, ValueError, np.linalg.LinAlgError):
+            return float("nan"), g, H, fmin
+    last = evaluator.last_value_gradient
+    if g is None and last is not None and last[0] is not None and np.array_equal(last[0], out.x):
+        g = last[2].copy()  # the solver's last evaluation was here: free
+    return (float("nan") if e is None else e), g, H, fmin
 
 
 #: An eigenvalue below ``-NEGATIVE_CURVATURE`` times the largest one is negative curvature

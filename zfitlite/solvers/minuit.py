@@ -248,7 +248,7 @@ class Minuit(BaseMinimizer):
                 # box ends a hair inside it; put such parameters on the bound
                 here = Measure(x, f, g, H, float("nan"), goal, np.ones(x.size, dtype=bool))
                 onto = onto_active_bounds(evaluator, here, params, goal)
-                if onto is not None:
+                if onto is not None and onto.H is not None:  # dense: onto is measure()'s
                     x, f, g, H = onto.x, onto.f, onto.g, onto.H
             free = free_mask(x, g, lower, upper, at_limit=params.at_limit(x))
             return Measure(x, f, g, H, bounded_edm(g, H, free), goal, free)

@@ -169,6 +169,8 @@ def hessian_directions(m: Measure, errordef: float) -> np.ndarray:
     Parameters held by a bound get a step along their own axis (a direction that also
     moves a free parameter would be blocked by the bound as a whole).
     """
+    if m.H is None:
+        raise np.linalg.LinAlgError("no Hessian at this point (a matrix-free measure)")
     n = m.x.size
     free = m.free
     d = np.zeros((n, n))

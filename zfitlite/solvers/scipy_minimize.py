@@ -21,13 +21,13 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.optimize
 
+from ..matrix_free import dense_ok, measure_auto
 from ..result import FitResult
 from ..status import Status
 from ._scipy_common import (
     METHODS,
     bounded_methods,
     dense_or_none,
-    measure,
     niter_of,
     onto_bounds,
     run_minimize,
@@ -324,8 +324,7 @@ class ScipyMinimize(BaseMinimizer):
             return out
 
         x = onto_bounds(np.asarray(res.x, dtype=np.float64), params)
-        with evaluator.unbudgeted():
-            m = measure(evaluator, x, params, criterion.goal)
+        m = measure_auto(evaluator, x, params, criterion.goal)  # inside the budget
         success = bool(res.success)
         scipy_msg = str(getattr(res, "message", "")).strip()
         edm_text = f"EDM {m.edm:.3g} {'<' if m.edm < m.goal else '>='} goal {m.goal:.3g}"
@@ -360,7 +359,7 @@ class ScipyMinimize(BaseMinimizer):
             edm=m.edm,
             gradient=m.g,
             hessian=m.H,
-            inv_hessian=dense_or_none(getattr(res, "hess_inv", None)),
+            inv_hessian=dense_or_none(getattr(res, "hess_inv", None)) if dense_ok(x.size) else None,
             message=message,
             original=res,
             extras={

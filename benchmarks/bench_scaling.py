@@ -1,0 +1,317 @@
+"""Large problems: time and peak memory against the peers, in one process.
+
+Sections (each row: wall time of a warm fit, i.e. compiled functions reused, and the
+peak Python heap during it from ``tracemalloc``, which sees numpy arrays but not JAX
+device buffers, plus the growth of the resident set size):
+
+* **scalar**: extended Rosenbrock on JAX, ``ScipyLBFGSB`` against scipy's own
+  L-BFGS-B with the same jitted value-and-gradient, at ``n`` in ``SCALAR_SIZES``;
+* **lsq-tall**: an exponential decay with 5 parameters and ``m`` residuals (JAX):
+  ``LevenbergMarquardt`` against MINPACK (``least_squares(method="lm")``), scipy ``trf``
+  and optimistix's Levenberg-Marquardt when installed;
+* **lsq-sparse**: independent Gaussian peaks on a shared linear background (m = 5 n):
+  ``LevenbergMarquardt`` against scipy ``trf`` with and without ``jac_sparsity``;
+* **events**: an unbinned Gauss + exponential NLL (4 parameters) on JAX: ``ScipyBFGS``
+  and ``Minuit`` against iminuit's Migrad on the same jitted function.
+
+Run it with single-threaded BLAS (``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python -m
+benchmarks bench_scaling``): on a small, loaded machine a threaded BLAS made scipy's own
+L-BFGS-B 20x slower at n = 600 (24 s against 1.25 s).
+
+Sizes come from the environment (``ZFITLITE_BENCH_SCALING_N``, ``..._M``,
+``..._SPARSE_N``, ``..._EVENTS``; comma-separated) so a loaded machine can run a
+short version; defaults are the figures in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import psutil
+import scipy.optimize
+import scipy.sparse
+
+
+def _sizes(name: str, default: str) -> list[int]:
+    return [int(float(s)) for s in os.environ.get(name, default).split(",") if s]
+
+
+SCALAR_SIZES = _sizes("ZFITLITE_BENCH_SCALING_N", "1000,10000")
+TALL_SIZES = _sizes("ZFITLITE_BENCH_SCALING_M", "100000,1000000")
+SPARSE_SIZES = _sizes("ZFITLITE_BENCH_SCALING_SPARSE_N", "101,499")
+EVENT_SIZES = _sizes("ZFITLITE_BENCH_SCALING_EVENTS", "100000,1000000")
+
+
+def _rss() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def measure(fn: Callable[[], Any]) -> tuple[float, float, float, Any]:
+    """(seconds, peak Python heap in MiB, RSS growth in MiB, what ``fn`` returned)."""
+    gc.collect()
+    rss0 = _rss()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return dt, peak, _rss() - rss0, out
+
+
+def row(section: str, size: str, who: str, dt: float, peak: float, drss: float, note: str) -> None:
+    print(f"| {section} | {size} | {who} | {dt:.3f} | {peak:.1f} | {drss:.0f} | {note} |")
+
+
+# -- scalar ---------------------------------------------------------------------------
+def scalar(n: int) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    import zfitlite
+    from zfitlite.minimize import ScipyLBFGSB
+
+    jax.config.update("jax_enable_x64", True)
+
+    def rosen(x: Any) -> Any:
+        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    x0 = np.tile([-1.2, 1.0], n // 2)
+    vg = jax.jit(jax.value_and_grad(rosen))
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        v, g = vg(x)
+        return float(v), np.asarray(g)
+
+    def peer() -> Any:  # run to its own convergence (the default maxfun=15000 stops it early)
+        return scipy.optimize.minimize(
+            fun, x0, jac=True, method="L-BFGS-B", options={"maxfun": 10**7, "maxiter": 10**7}
+        )
+
+    loss = zfitlite.SimpleLoss(rosen, errordef=1.0, backend="jax")
+
+    def ours() -> Any:
+        return ScipyLBFGSB().minimize(loss, x0)
+
+    fun(x0)  # compile the peer's function; ours compiles in a short fit
+    ScipyLBFGSB(maxiter=20).minimize(loss, x0)
+    loss_hvp = loss.compiled(n).hvp
+    if loss_hvp is not None:
+        loss_hvp(x0, x0)
+    t_p, m_p, r_p, res = measure(peer)
+    t_z, m_z, r_z, fit = measure(ours)
+    row("scalar", f"n={n}", "scipy L-BFGS-B", t_p, m_p, r_p, f"nfev {res.nfev}")
+    row(
+        "scalar",
+        f"n={n}",
+        "zfitlite ScipyLBFGSB",
+        t_z,
+        m_z,
+        r_z,
+        f"{t_z / t_p:.2f}x time; {fit.status.name}, edm {fit.edm:.2g}, nfev {fit.info['nfev']}, "
+        f"nhvp {fit.info.get('nhvp', 0)}, H kept: {fit.approx.hessian is not None}",
+    )
+
+
+# -- least squares, tall ----------------------------------------------------------------
+def tall(m: int) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    import zfitlite
+    from zfitlite.minimize import LevenbergMarquardt
+
+    jax.config.update("jax_enable_x64", True)
+    t = np.linspace(0.0, 10.0, m)
+    truth = np.array([3.0, 0.4, 1.0, 1.3, 0.5])
+    rng = np.random.default_rng(1)
+
+    def model(p: Any, t: Any) -> Any:
+        return p[0] * jnp.exp(-p[1] * t) + p[2] * jnp.sin(p[3] * t) + p[4]
+
+    y = np.asarray(model(truth, t)) + 0.05 * rng.normal(size=m)
+    yj, tj = jnp.asarray(y), jnp.asarray(t)
+    x0 = np.array([2.5, 0.5, 0.8, 1.25, 0.3])
+
+    def residuals(p: Any) -> Any:
+        return (yj - model(p, tj)) / 0.05
+
+    res_j = jax.jit(residuals)
+    jac_j = jax.jit(jax.jacfwd(residuals))
+    loss = zfitlite.LeastSquares(residuals, backend="jax")
+
+    def ours() -> Any:
+        return LevenbergMarquardt().minimize(loss, x0)
+
+    def minpack() -> Any:
+        return scipy.optimize.least_squares(
+            lambda p: np.asarray(res_j(p)), x0, jac=lambda p: np.asarray(jac_j(p)), method="lm"
+        )
+
+    ours(), minpack()
+    rows = [("zfitlite LM", ours), ("MINPACK lm", minpack)]
+    try:
+        import optimistix as optx
+
+        solver = optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8)
+        run = jax.jit(
+            lambda p: optx.least_squares(lambda p, _: residuals(p), solver, p, max_steps=1000).value
+        )
+
+        def optimistix() -> Any:
+            return np.asarray(run(jnp.asarray(x0)))
+
+        optimistix()
+        rows.append(("optimistix LM", optimistix))
+    except ImportError:  # pragma: no cover - optional peer
+        pass
+    times = {}
+    for who, fn in rows:
+        dt, peak, drss, _ = measure(fn)
+        times[who] = dt
+        row(
+            "lsq-tall",
+            f"n=5, m={m:.0e}",
+            who,
+            dt,
+            peak,
+            drss,
+            f"{dt / times[rows[0][0]]:.2f}x ours",
+        )
+
+
+# -- least squares, block-sparse ----------------------------------------------------------
+def sparse(n_peaks_params: int) -> None:
+    import zfitlite
+    from zfitlite.minimize import LevenbergMarquardt
+
+    k = (n_peaks_params - 2) // 3  # peaks: amplitude, centre, width each; background a, b
+    n = 3 * k + 2
+    per = 15  # points per peak, m = 15 k = 5 n
+    rng = np.random.default_rng(3)
+    centres = np.arange(k) * 10.0
+    t = (centres[:, None] + np.linspace(-3.0, 3.0, per)[None, :]).ravel()
+    which = np.repeat(np.arange(k), per)
+    truth = np.concatenate(
+        [np.stack([np.full(k, 5.0), centres, np.full(k, 1.0)], 1).ravel(), [0.3, 0.01]]
+    )
+
+    def model(p: np.ndarray) -> np.ndarray:
+        pk = p[:-2].reshape(k, 3)
+        a, c, w = pk[which, 0], pk[which, 1], pk[which, 2]
+        return a * np.exp(-0.5 * ((t - c) / w) ** 2) + p[-2] + p[-1] * t
+
+    y = model(truth) + 0.05 * rng.normal(size=t.size)
+    x0 = truth * (1.0 + 0.05 * rng.normal(size=n))
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        return (y - model(p)) / 0.05
+
+    def jac(p: np.ndarray) -> np.ndarray:
+        pk = p[:-2].reshape(k, 3)
+        a, c, w = pk[which, 0], pk[which, 1], pk[which, 2]
+        z = (t - c) / w
+        e = np.exp(-0.5 * z * z)
+        J = np.zeros((t.size, n))
+        rows = np.arange(t.size)
+        J[rows, 3 * which] = e
+        J[rows, 3 * which + 1] = a * e * z / w
+        J[rows, 3 * which + 2] = a * e * z * z / w
+        J[:, -2] = 1.0
+        J[:, -1] = t
+        return -J / 0.05
+
+    pattern = scipy.sparse.lil_matrix((t.size, n), dtype=int)
+    for i in range(t.size):
+        pattern[i, 3 * which[i] : 3 * which[i] + 3] = 1
+    pattern[:, -2:] = 1
+    loss = zfitlite.LeastSquares(residuals, jacobian=jac, backend="numpy")
+    rows = [
+        ("zfitlite LM", lambda: LevenbergMarquardt().minimize(loss, x0)),
+        ("scipy trf", lambda: scipy.optimize.least_squares(residuals, x0, jac=jac, method="trf")),
+        (
+            "scipy trf + jac_sparsity",
+            lambda: scipy.optimize.least_squares(
+                residuals, x0, jac_sparsity=pattern, method="trf", tr_solver="lsmr"
+            ),
+        ),
+    ]
+    first = None
+    for who, fn in rows:
+        dt, peak, drss, _ = measure(fn)
+        first = first or dt
+        row("lsq-sparse", f"n={n}, m={t.size}", who, dt, peak, drss, f"{dt / first:.2f}x ours")
+
+
+# -- many events -------------------------------------------------------------------------
+def events(size: int) -> None:
+    import jax
+    import jax.numpy as jnp
+    from iminuit import Minuit as IMinuit
+
+    import zfitlite
+    from zfitlite.minimize import Minuit, ScipyBFGS
+
+    jax.config.update("jax_enable_x64", True)
+    rng = np.random.default_rng(4)
+    lo, hi = 0.0, 10.0
+    n_sig = size // 3
+    x = np.concatenate([rng.normal(5.0, 0.5, n_sig), rng.exponential(4.0, size - n_sig)])
+    x = jnp.asarray(x[(x > lo) & (x < hi)])
+    start = np.array([4.9, 0.55, 0.25, 0.3])
+
+    def nll(p: Any) -> Any:
+        mu, sigma, lam, frac = p
+        from jax.scipy.special import erf
+
+        norm_g = 0.5 * (erf((hi - mu) / (sigma * 2**0.5)) - erf((lo - mu) / (sigma * 2**0.5)))
+        g = jnp.exp(-0.5 * ((x - mu) / sigma) ** 2) / (sigma * (2 * jnp.pi) ** 0.5) / norm_g
+        e = lam * jnp.exp(-lam * (x - lo)) / (1.0 - jnp.exp(-lam * (hi - lo)))
+        return -jnp.sum(jnp.log(frac * g + (1.0 - frac) * e))
+
+    vg = jax.jit(jax.value_and_grad(nll))
+    f_j = jax.jit(nll)
+    loss = zfitlite.SimpleLoss(nll, errordef=0.5, backend="jax")
+
+    def migrad() -> Any:
+        m = IMinuit(lambda p: float(f_j(p)), start, grad=lambda p: np.asarray(vg(p)[1]))
+        m.errordef = 0.5
+        m.limits = [(4.0, 6.0), (0.1, 2.0), (0.01, 2.0), (0.0, 1.0)]
+        m.migrad()
+        return m
+
+    rows = [
+        ("iminuit Migrad", migrad),
+        ("zfitlite Minuit", lambda: Minuit().minimize(loss, start)),
+        ("zfitlite ScipyBFGS", lambda: ScipyBFGS().minimize(loss, start)),
+    ]
+    for _, fn in rows:
+        fn()
+    first = None
+    for who, fn in rows:
+        dt, peak, drss, _ = measure(fn)
+        first = first or dt
+        row("events", f"{size:.0e} events", who, dt, peak, drss, f"{dt / first:.2f}x Migrad")
+
+
+def main() -> None:
+    print("| section | size | who | time (s) | peak heap (MiB) | RSS growth (MiB) | note |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for n in SCALAR_SIZES:
+        scalar(n)
+    for m in TALL_SIZES:
+        tall(m)
+    for n in SPARSE_SIZES:
+        sparse(n)
+    for size in EVENT_SIZES:
+        events(size)
+
+
+if __name__ == "__main__":
+    main()
