@@ -193,6 +193,7 @@ def test_batch_summary_matches_golden():
 
 def test_a_fit_stopped_early_shows_its_iterations_as_unknown():
     """Fallback results (maxiter, NaN, Ctrl-C) carry niter = -1: shown as unknown, not -1."""
+
     def rosenbrock(p):
         return (p[0] - 1) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2
 

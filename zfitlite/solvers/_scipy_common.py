@@ -28,7 +28,17 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.optimize
 
-from ..criterion import bounded_edm, edm, free_mask, make_posdef
+from ..criterion import (
+    FTOL_REL,
+    bounded_edm,
+    edm,
+    free_mask,
+    make_posdef,
+    parameter_scale,
+    point_settled,
+    relative_tolerances,
+)
+from ..exceptions import FailMinimizeNaN, MaximumIterationReached
 from ..status import Status
 from .base import BaseMinimizer, ScipyProgress, SolverOutput
 
@@ -52,6 +62,7 @@ __all__ = [
     "run_minimize",
     "scipy_bounds",
     "scipy_status",
+    "settled_measure",
     "simplex_around",
     "start_info",
     "tighten",
@@ -219,6 +230,15 @@ def measure(evaluator: Any, x: np.ndarray, params: Any, goal: float) -> Measure:
     return Measure(x=x, f=float(f), g=g, H=H, edm=e, goal=goal, free=free)
 
 
+def settled_measure(m: Measure, tol: float, scale: np.ndarray | None = None) -> bool:
+    """Numerically settled at ``m`` (:func:`zfitlite.criterion.point_settled`).
+
+    ``tol``: the minimizer's (:func:`~zfitlite.criterion.relative_tolerances`); ``scale``:
+    the start point (a parameter's size when its minimum is at 0).
+    """
+    return point_settled(m.g, m.H, m.x, m.edm, m.f, m.free, *relative_tolerances(tol), scale)
+
+
 def onto_active_bounds(evaluator: Any, m: Measure, params: Any, goal: float) -> Measure | None:
     """Try the point where the parameters that the Newton step pushes past a bound sit on it.
 
@@ -266,7 +286,10 @@ def tighten(
         No tolerance goes below this (``least_squares`` refuses tolerances below eps);
         a dict gives a floor per option (default 0).
     """
-    ratio = 0.1 * m.goal / m.edm if np.isfinite(m.edm) and m.edm > 0 else 0.0
+    goal = m.goal
+    if m.edm < goal:  # statistically converged, not yet settled: aim at FTOL_REL |f|
+        goal = max(FTOL_REL * abs(m.f), EPS * EPS * goal)
+    ratio = 0.1 * goal / m.edm if np.isfinite(m.edm) and m.edm > 0 else 0.0
     new = dict(opts)
     for key, kind in kinds.items():
         old = opts.get(key)
@@ -277,9 +300,9 @@ def tighten(
         elif kind == "grad":
             target = m.gnorm * np.sqrt(ratio)
         elif kind == "frel":
-            target = max(0.01 * m.goal / max(abs(m.f), 1.0), EPS)
+            target = max(0.01 * goal / max(abs(m.f), 1.0), EPS)
         elif kind == "fabs":
-            target = max(0.01 * m.goal, EPS * abs(m.f))
+            target = max(0.01 * goal, EPS * abs(m.f))
         else:  # pragma: no cover - the table is checked at import
             raise ValueError(f"unknown tolerance kind {kind!r}")
         low = floor.get(key, 0.0) if isinstance(floor, Mapping) else floor
@@ -712,22 +735,36 @@ class ScipyRoundsMinimizer(BaseMinimizer):
         status = Status.NOT_CONVERGED
         for round_ in range(1, max_rounds + 1):
             state["round"] = round_
+            # a round after EDM < goal only polishes: if it fails, the last point stands
+            polishing = m is not None and m.edm < m.goal
             try:
-                res = self._run(evaluator, params, x, opts, progress)
-            except np.linalg.LinAlgError as exc:
+                res_new = self._run(evaluator, params, x, opts, progress)
+                x_new = onto_bounds(np.asarray(res_new.x, dtype=np.float64), params)
+                m_new = self._measure(evaluator, x_new, params, criterion)
+            except (np.linalg.LinAlgError, FailMinimizeNaN, MaximumIterationReached) as exc:
+                if polishing:
+                    status = Status.CONVERGED
+                    break
+                if not isinstance(exc, np.linalg.LinAlgError):
+                    raise
                 return self._linalg_failure(evaluator, exc, round_, niter)
+            res = res_new
             niter += niter_of(res)
-            x_new = onto_bounds(np.asarray(res.x, dtype=np.float64), params)
-            m_new = self._measure(evaluator, x_new, params, criterion)
+            if polishing and not (m_new.f <= m.f and m_new.edm < m_new.goal):
+                status = Status.CONVERGED
+                break
             if not m_new.edm < m_new.goal:
                 m_new = self._onto_active_bounds(evaluator, m_new, params, criterion) or m_new
             improved = m is None or m_new.f < m.f or m_new.edm < m.edm
             stuck = not bool(getattr(res, "success", True)) and np.array_equal(m_new.x, x)
             x, m = m_new.x, m_new
-            if m.edm < m.goal:
+            if m.edm < m.goal and settled_measure(m, self.tol, parameter_scale(params)):
                 status = Status.CONVERGED
                 break
             if round_ == max_rounds or stuck:
+                if m.edm < m.goal:  # statistically converged; base checks it is trustworthy
+                    status = Status.CONVERGED
+                    break
                 # a failed round that did not move would fail again the same way
                 improved = improved and not stuck
                 break

@@ -26,7 +26,7 @@ import scipy.linalg
 
 from ..backends import get_backend
 from ..backends.ops import numpy_ops, remembered_jit
-from ..criterion import bounded_edm, free_mask
+from ..criterion import bounded_edm, free_mask, parameter_scale, point_settled, relative_tolerances
 from ..exceptions import MaximumIterationReached
 from ..status import Status
 from .base import BaseMinimizer, IterationState, SolverOutput
@@ -131,7 +131,8 @@ class LevenbergMarquardt(BaseMinimizer):
     Parameters
     ----------
     tol : float, optional
-        Converged when ``EDM < tol * errordef`` (default 1e-3).
+        Converged when ``EDM < tol * errordef`` (default 1e-3) and numerically settled
+        (:mod:`zfitlite.criterion`: one or two more Newton steps near the minimum).
     mode : int, optional
         0 (default): damping ``H + lam * diag|H|`` on the loss's Hessian, zfit's mode 0.
     rho_min, rho_max : float, optional
@@ -150,14 +151,16 @@ class LevenbergMarquardt(BaseMinimizer):
         trust-region Gauss-Newton method on the residual Jacobian; False: the
         damped-Hessian loop on the sum of squares), ``factor`` (initial trust radius
         relative to the scaled start, 10; MINPACK's 100 lets the first step of NIST BoxBOD
-        jump onto a plateau), ``xtol`` (``100 * tol``: a fit whose EDM is below its goal
-        also stops once the next Gauss-Newton step would move the parameters by less than
-        ``xtol`` relative to their scaled size), ``geodesic`` (False: add
+        jump onto a plateau), ``xtol`` (None: 1e-8, lower for ``tol`` below 1e-6; see
+        :func:`zfitlite.criterion.relative_tolerances`) and ``ftol`` (None: 1e-14, lower
+        for ``tol`` below 1e-3): a fit whose EDM is below its goal goes on until the next
+        Gauss-Newton step would move the parameters by at most ``xtol`` relative to their
+        scaled size or the EDM is at most ``ftol`` times the residual sum (numerically
+        settled, :mod:`zfitlite.criterion`), ``geodesic`` (False: add
         Transtrum-Sethna geodesic acceleration, exact on JAX, one extra residual
         evaluation per step otherwise), ``geodesic_alpha`` (0.75: the largest accepted
-        ``2 |a| / |v|``), ``aim`` (1e-2: the loop keeps stepping while it makes progress
-        until the EDM is ``aim`` times below its goal; a fit that stalls between the two
-        is still converged).
+        ``2 |a| / |v|``), ``aim`` (0: when positive, a fit whose EDM is ``aim`` times
+        below its goal also stops; a fit that stalls below its goal is still converged).
 
         On the JAX backend, without ``callback`` and below verbosity 6, the whole
         least-squares solve runs as one compiled program (``info["loop"] ==
@@ -184,9 +187,10 @@ class LevenbergMarquardt(BaseMinimizer):
         "use_residuals": True,
         "factor": 10.0,
         "xtol": None,
+        "ftol": None,
         "geodesic": False,
         "geodesic_alpha": 0.75,
-        "aim": 1e-2,
+        "aim": 0.0,
         "max_reject": 60,
     }
     SUPPORTS_BOUNDS = True
@@ -267,12 +271,13 @@ class LevenbergMarquardt(BaseMinimizer):
         o = self.options
         return LSQSettings(
             tol_errordef=self.tol * errordef,
-            xtol=100.0 * self.tol if o["xtol"] is None else float(o["xtol"]),
+            xtol=relative_tolerances(self.tol)[0] if o["xtol"] is None else float(o["xtol"]),
             aim=float(o["aim"]),
             maxfev=float(maxfev),
             max_reject=float(o["max_reject"]),
             factor=float(o["factor"]),
             geodesic_alpha=float(o["geodesic_alpha"]),
+            ftol=relative_tolerances(self.tol)[1] if o["ftol"] is None else float(o["ftol"]),
         )
 
     def _minimize_least_squares(self, evaluator: Any, params: Any) -> SolverOutput:
@@ -393,7 +398,17 @@ class LevenbergMarquardt(BaseMinimizer):
                     )
                 )
                 reported = state.niter
-            if state.edm < goal:
+            # statistically converged and numerically settled (zfitlite.criterion's rule)
+            if state.edm < goal and point_settled(
+                state.g,
+                state.H,
+                state.x,
+                state.edm,
+                state.f,
+                free_mask(state.x, state.g, lower, upper),
+                *relative_tolerances(self.tol),
+                scale=parameter_scale(params),
+            ):
                 status = Status.CONVERGED
                 break
             h = bounded_step(state.g, state.H, state.lam, free_mask(state.x, state.g, lower, upper))
@@ -427,7 +442,8 @@ class LevenbergMarquardt(BaseMinimizer):
                     state, lam=min(state.lam * cfg.lam_up, cfg.lam_max), nreject=state.nreject + 1
                 )
             if state.nreject >= cfg.max_reject or state.lam >= cfg.lam_max:
-                status = Status.NO_STEP
+                # no lower point: precision is exhausted; below the goal that is converged
+                status = Status.CONVERGED if state.edm < goal else Status.NO_STEP
                 break
         return SolverOutput(
             x=state.x,

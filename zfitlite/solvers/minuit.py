@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..criterion import bounded_edm
+from ..criterion import bounded_edm, parameter_scale, point_settled, relative_tolerances
 from ..exceptions import BackendNotAvailable
 from ..status import Status
 from ._scipy_common import Measure, onto_active_bounds
@@ -260,7 +260,16 @@ class Minuit(BaseMinimizer):
             if m.fmin.has_reached_call_limit:
                 status = Status.MAXITER
                 break
-            if e < goal:
+            # statistically converged and numerically settled (zfitlite.criterion's rule);
+            # the last round below the goal counts as converged (base checks it is trustworthy)
+            last = rounds == int(self.options["max_rounds"])
+            free = _free_mask(x, g, params)
+            if e < goal and (
+                last
+                or point_settled(
+                    g, H, x, e, f, free, *relative_tolerances(self.tol), parameter_scale(params)
+                )
+            ):
                 status = Status.CONVERGED
                 break
             if self.verbosity >= 2:
