@@ -237,6 +237,7 @@ class Minuit(BaseMinimizer):
         f = float("nan")
         g = H = None
         e = float("inf")
+        below: tuple | None = None  # the last point of a run with EDM below the goal
         rounds = 0
         for rounds in range(1, int(self.options["max_rounds"]) + 1):
             with _minuit_warnings(notes):
@@ -259,7 +260,12 @@ class Minuit(BaseMinimizer):
             )
             if m.fmin.has_reached_call_limit:
                 status = Status.MAXITER
+                if below is not None:  # a polishing run hit the limit: the converged point stands
+                    x, f, g, H, e = below
+                    status = Status.CONVERGED
                 break
+            if e < goal and (below is None or f <= below[1]):
+                below = (x, f, g, H, e)
             # statistically converged and numerically settled (zfitlite.criterion's rule);
             # the last round below the goal counts as converged (base checks it is trustworthy)
             last = rounds == int(self.options["max_rounds"])
