@@ -23,7 +23,7 @@ import scipy.linalg.lapack
 
 from .._progress import make_bar, should_show
 from ..cache import GraphCachable
-from ..criterion import EDM, ConvergenceCriterion, free_mask
+from ..criterion import EDM, ConvergenceCriterion, free_mask, parameter_scale, trustworthy
 from ..evaluator import LossEvaluationError, LossEvaluator
 from ..exceptions import FailMinimizeNaN, MaximumIterationReached, ZfitliteError
 from ..loss import BaseLoss
@@ -532,7 +532,11 @@ class BaseMinimizer(GraphCachable):
             message = None
         elif status is Status.CONVERGED and H is not None and g is not None:
             curvature = _negative_curvature(out.x, g, H, params)
-            if curvature is not None:
+            doubt = None if curvature is not None else _scale_doubt(out.x, g, H, e, fmin, params)
+            if doubt is not None:
+                status = Status.NOT_CONVERGED
+                message = f"{Status.NOT_CONVERGED.message}: {doubt}"
+            elif curvature is not None:
                 status = Status.NOT_CONVERGED
                 message = (
                     f"{Status.NOT_CONVERGED.message}: the Hessian at the end point has a "
@@ -566,6 +570,16 @@ class BaseMinimizer(GraphCachable):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tol={self.tol}, name={self.name!r})"
+
+
+def _scale_doubt(
+    x: np.ndarray, g: np.ndarray, H: np.ndarray, e: float, f: float, params: Params
+) -> str | None:
+    """Why a converged result is not trusted on a scale-free test (:func:`trustworthy`)."""
+    free = None
+    if params.has_bounds:
+        free = free_mask(np.asarray(x), np.asarray(g), params.lower, params.upper)
+    return trustworthy(g, H, x, e, f, free, scale=parameter_scale(params))
 
 
 #: An eigenvalue below ``-NEGATIVE_CURVATURE`` times the largest one is negative curvature
