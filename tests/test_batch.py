@@ -616,14 +616,14 @@ def test_numpy_ops_vmap_maps_like_jax_vmap():
         return (x * cfg.factor + scale, jnp.sum(x) if isinstance(x, jnp.ndarray) else np.sum(x))
 
     x = np.arange(6.0).reshape(3, 2)
-    cfg = LSQSettings(*(np.full(3, float(k)) for k in range(8)))
+    cfg = LSQSettings(*(np.full(3, float(k)) for k in range(9)))
     eager = numpy_ops.vmap(member, in_axes=(0, 0, None))(x, cfg, 0.5)
     jitted = get_backend("jax").ops.vmap(member, in_axes=(0, 0, None))(x, cfg, 0.5)
     for a, b in zip(eager, jitted):
         np.testing.assert_allclose(a, np.asarray(b))
     np.testing.assert_allclose(eager[0], x * 5.0 + 0.5)
     with pytest.raises(ValueError, match="one leading size"):
-        numpy_ops.vmap(member, in_axes=(0, 0, None))(x, LSQSettings(*([np.ones(2)] * 8)), 0.5)
+        numpy_ops.vmap(member, in_axes=(0, 0, None))(x, LSQSettings(*([np.ones(2)] * 9)), 0.5)
 
 
 def test_ctrl_c_stops_a_member_by_member_batch():

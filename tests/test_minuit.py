@@ -93,7 +93,9 @@ def test_gaussian_nll_analytic_and_same_as_iminuit(xp, backend):
     assert_within_sigma(result.x, np.array(m.values))
     cov = result.covariance(method="approx")
     scale = np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
-    np.testing.assert_allclose(cov, np.array(m.covariance), rtol=1e-4, atol=1e-4 * scale.max())
+    # the off-diagonal (0 at the exact minimum) is Hesse's numerical noise: after the polish
+    # Migrad rounds (issue 14) it is a correlation of a few 1e-4, like iminuit's own
+    np.testing.assert_allclose(cov, np.array(m.covariance), rtol=1e-4, atol=5e-4 * scale.max())
     for name in ("mu", "sigma"):
         assert minuits[name]["error"] == pytest.approx(m.errors[name], rel=1e-4)
     assert result.fmin == pytest.approx(m.fval, rel=1e-12)
@@ -125,7 +127,9 @@ def test_tol_mapping_and_our_edm(xp):
         assert result.valid
         assert result.edm < tol * 1.0  # our EDM, exact derivatives (JAX) or numerical (numpy)
         distance = np.linalg.norm(result.x - 1.0)
-        assert distance < previous  # a lower tol buys digits
+        # a lower tol buys digits, until the polish to a settled point (issue 14) reaches
+        # the precision of Minuit's numerical steps anyway
+        assert distance < previous or distance < 1e-5
         previous = distance
         assert result.info["minuit"]["tol"] <= minuit_tol(tol)
     assert previous < 1e-4

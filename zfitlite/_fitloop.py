@@ -121,7 +121,7 @@ def fit_each(
     results = []
     with FitProgress(total=len(losses), progress=progress, desc=desc) as prog:
         for k, loss in enumerate(losses):
-            start = starts[k] if per_loss else starts
+            start = starts[k] if per_loss and starts is not None else starts
             kwargs = {"problem_id": ids[k]} if takes_id and ids is not None else {}
             results.append(prog.done(minimizer.minimize(loss, start, **kwargs)))
     return results, prog

@@ -127,7 +127,7 @@ def _index(p: Any, names: Sequence[str] | None, n: int | None) -> int:
         )
     if name not in names:
         raise ValueError(f"constraint on unknown parameter {name!r}; the loss has {list(names)}")
-    return list(names).index(name)
+    return list(names).index(name)  # pyright: ignore[reportArgumentType]
 
 
 def combine_constraints(

@@ -1,4 +1,35 @@
-"""Convergence criteria. The default, :class:`EDM`, is the expected distance to the minimum."""
+"""Convergence criteria. The default, :class:`EDM`, is the expected distance to the minimum.
+
+When a local minimizer stops (the one rule, used by every local minimizer and by the
+local polish inside the global ones):
+
+1. **Statistically converged**: ``EDM < goal`` with ``goal = tol * errordef`` (scaled down
+   by the residual variance for least squares). This is what ``tol`` means, as in zfit
+   and Minuit.
+2. **Numerically settled** (:func:`settled`): the next Newton (Gauss-Newton) step would
+   change the parameters by at most :data:`XTOL_REL` relative to their size (per
+   parameter, :func:`newton_step_rel`; least squares: Moré's scaled norm), or
+   the reduction of the loss it predicts, the EDM, is at most :data:`FTOL_REL` times
+   ``|f|`` -- MINPACK's ``xtol`` and ``ftol`` tests, Ceres's parameter and function
+   tolerances (a ``tol`` below the default lowers both: :func:`relative_tolerances`).
+   Both are scale-free: they do not depend on the units of the parameters
+   nor on the normalisation of the loss.
+
+A minimizer stops as converged when both hold. Close to a minimum Newton-type steps
+converge quadratically, so going from (1) to (2) costs one or two more iterations and
+gives the answer to full precision, not only to a fraction of its uncertainty. A fit
+that can no longer find a lower point (floating-point precision exhausted) is converged
+when (1) holds; ``valid`` then also needs the looser form of (2) in :func:`trustworthy`
+(a Newton step of at most :data:`VALID_XTOL` relative, or an EDM of at most
+:data:`VALID_FTOL` ``|f|``), else the result says why not.
+
+(2) is also what keeps ``valid`` honest on a loss whose ``errordef`` does not match its
+scale (:func:`trustworthy`): a sum of squares declared with ``errordef=1`` whose
+residuals are tiny (NIST Lanczos: RSS 1e-25) meets ``EDM < tol`` almost anywhere, but not
+``EDM <= FTOL_REL * |f|`` nor a relatively small Newton step until it is at its minimum. A
+zero-residual problem (``f -> 0`` at the minimum, where ``EDM / |f|`` stays of order one)
+settles through the step test: its Newton steps shrink quadratically towards zero.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +43,11 @@ import scipy.linalg.lapack
 
 __all__ = [
     "EDM",
+    "FTOL_REL",
+    "VALID_FTOL",
+    "VALID_XTOL",
+    "XTOL_REL",
+    "X_FLOOR",
     "ConvergenceCriterion",
     "Measure",
     "bounded_edm",
@@ -20,15 +56,31 @@ __all__ = [
     "free_mask",
     "lsq_goal",
     "measure",
+    "newton_step_rel",
     "onto_active_bounds",
+    "parameter_scale",
+    "point_settled",
+    "point_settled_ops",
+    "relative_tolerances",
+    "scale_of",
+    "settled",
+    "settled_measure",
     "singular_hessian",
     "singular_jacobian",
+    "step_settled",
+    "trustworthy",
 ]
 
 EPS = float(np.finfo(np.float64).eps)
 _TINY = float(np.finfo(np.float64).tiny)
 #: Relative size below which a singular value (or Hessian eigenvalue) counts as zero.
 SINGULAR_RTOL = 1e3 * float(np.finfo(np.float64).eps)
+#: Numerically settled when the next Newton step changes the parameters by at most this,
+#: relative to their scaled size (MINPACK's ``xtol``, Ceres's parameter tolerance).
+XTOL_REL = 1e-8
+#: ... or when the reduction the Newton step predicts (the EDM) is at most this times
+#: ``|f|`` (MINPACK's ``ftol``, Ceres's function tolerance).
+FTOL_REL = 1e-14
 
 
 def _cholesky(H: np.ndarray) -> Any:
@@ -97,6 +149,215 @@ def edm(
             return float("inf")
         e = float(0.5 * g @ scipy.linalg.cho_solve(c, g))
     return e if math.isfinite(e) and e >= 0.0 else float("inf")
+
+
+def settled(
+    step_norm: Any,
+    x_norm: Any,
+    edm_value: Any,
+    f: Any,
+    xtol: Any = XTOL_REL,
+    ftol: Any = FTOL_REL,
+    xp: Any = np,
+) -> Any:
+    """Numerically settled (the module's rule 2): a relatively tiny step or predicted reduction.
+
+    Parameters
+    ----------
+    step_norm, x_norm : float or array
+        Norms of the next Newton step and of the parameters, in the same scaling (e.g.
+        Marquardt's ``sqrt(diag H)`` or Moré's column norms).
+    edm_value, f : float or array
+        The EDM (the reduction of the loss the step predicts) and the loss.
+    xtol, ftol : float
+        :data:`XTOL_REL` and :data:`FTOL_REL` by default.
+    xp : module
+        The array namespace (works on traced JAX values).
+    """
+    return (step_norm <= xtol * x_norm) | (edm_value <= ftol * xp.abs(f)) | (edm_value <= 0.0)
+
+
+def relative_tolerances(tol: float) -> tuple[float, float]:
+    """``(xtol, ftol)`` of rule 2 for a given ``tol``: :data:`XTOL_REL`, :data:`FTOL_REL`
+    at the default ``tol`` (1e-3) and above; a lower ``tol`` asks for proportionally more
+    (``xtol = min(XTOL_REL, 100 tol)``, ``ftol = FTOL_REL * min(1, tol / 1e-3)``)."""
+    tol = float(tol)
+    return min(XTOL_REL, 100.0 * tol), FTOL_REL * min(1.0, tol / 1e-3)
+
+
+#: A parameter's size for the relative step test is at least this (a minimum at 0).
+X_FLOOR = 1e-8
+#: ``valid`` needs at least this much of rule 2 (see :func:`trustworthy`): a Newton step
+#: of at most 1e-5 relative, or an EDM of at most 1e-6 ``|f|`` (a point 0.1 sigma off the minimum of
+#: a chi-square with up to ~5000 degrees of freedom has a larger one).
+VALID_XTOL = 1e-5
+VALID_FTOL = 1e-6
+
+
+def newton_step_rel(
+    g: np.ndarray,
+    H: np.ndarray,
+    x: np.ndarray,
+    free: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+) -> float:
+    """``max_i |h_i| / max(|x_i|, |scale_i|, X_FLOOR)`` for the Newton step ``h = -H^-1 g``.
+
+    ``scale`` (:func:`parameter_scale`: the start value or a thousandth of the box) gives
+    a parameter whose minimum is at 0 its size as the user posed the problem, in its own
+    units.
+
+    On the positive-definite part of ``H``, over the ``free`` parameters when given;
+    ``inf`` when the step cannot be computed. Per parameter (not a norm), so an
+    ill-conditioned direction cannot hide behind well-determined ones: it bounds the
+    relative error of every parameter near the minimum.
+    """
+    g = np.asarray(g, dtype=np.float64)
+    H = np.asarray(H, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    size = np.abs(x) if scale is None else np.maximum(np.abs(x), np.abs(scale))
+    if free is not None:
+        g, H, size = g[free], H[np.ix_(free, free)], size[free]
+    if g.size == 0:
+        return 0.0
+    if not (np.isfinite(g).all() and np.isfinite(H).all()):
+        return float("inf")
+    if not g.any():
+        return 0.0
+    with np.errstate(all="ignore"):
+        c = _cholesky(make_posdef(H)[0])
+        if c is None:
+            return float("inf")
+        h = scipy.linalg.cho_solve(c, g)
+        rel = float(np.max(np.abs(h) / np.maximum(size, X_FLOOR)))
+    return rel if math.isfinite(rel) else float("inf")
+
+
+def parameter_scale(params: Any) -> np.ndarray:
+    """Each parameter's size for the relative step test when its value is near 0.
+
+    The larger of its start value and a thousandth of its box (where both bounds are
+    finite): sizes in the parameter's own units, as the user posed the problem.
+    """
+    with np.errstate(all="ignore"):
+        return scale_of(
+            np,
+            np.asarray(params.values, dtype=np.float64),
+            np.asarray(params.lower, dtype=np.float64),
+            np.asarray(params.upper, dtype=np.float64),
+        )
+
+
+def scale_of(xp: Any, x0: Any, lower: Any, upper: Any) -> Any:
+    """:func:`parameter_scale` from the start ``x0`` and the bounds, in the array namespace
+    ``xp`` (works on traced JAX values: the native solvers take it at their start)."""
+    boxed = xp.isfinite(lower) & xp.isfinite(upper)
+    width = xp.where(boxed, xp.where(boxed, upper, 0.0) - xp.where(boxed, lower, 0.0), 0.0)
+    return xp.maximum(xp.abs(x0), 1e-3 * width)
+
+
+def point_settled_ops(
+    ops: Any,
+    g: Any,
+    H: Any,
+    x: Any,
+    edm_value: Any,
+    f: Any,
+    free: Any,
+    xtol: Any,
+    ftol: Any,
+    scale: Any,
+) -> Any:
+    """:func:`point_settled` for a native solver: the numpy version eagerly, an
+    array-namespace version inside a traced (JAX) program (the Newton step on the
+    absolute-eigenvalue Hessian over the ``free`` parameters, as :func:`bounded_edm_ops`)."""
+    if not ops.compiles:
+        return point_settled(
+            np.asarray(g),
+            np.asarray(H),
+            np.asarray(x),
+            float(edm_value),
+            float(f),
+            np.asarray(free, dtype=bool),
+            float(xtol),
+            float(ftol),
+            np.asarray(scale),
+        )
+    xp = ops.xp
+    n = g.shape[0]
+    eye = xp.eye(n)
+    Hs = xp.where(free[:, None] & free[None, :], 0.5 * H + 0.5 * H.T, eye)
+    gm = xp.where(free, g, 0.0)
+    finite = xp.all(xp.isfinite(Hs)) & xp.all(xp.isfinite(gm))
+    Hs = xp.where(finite, Hs, eye)
+    w, v = xp.linalg.eigh(Hs)
+    absw = xp.abs(w)
+    w_pd = xp.maximum(absw, xp.maximum(xp.max(absw) * 1e-10, _TINY))
+    h = xp.where(free, v @ ((v.T @ gm) / w_pd), 0.0)
+    return finite & step_settled(xp, h, x, scale, edm_value, f, xtol, ftol)
+
+
+def step_settled(
+    xp: Any, h: Any, x: Any, scale: Any, edm_value: Any, f: Any, xtol: Any, ftol: Any
+) -> Any:
+    """:func:`settled` for a given (quasi-)Newton step ``h``: per parameter, ``|h_i|`` at
+    most ``xtol`` times ``max(|x_i|, |scale_i|, X_FLOOR)`` (as :func:`newton_step_rel`),
+    or the EDM at most ``ftol |f|``. Array operators only (traceable under JAX)."""
+    size = xp.maximum(xp.maximum(xp.abs(x), xp.abs(scale)), X_FLOOR)
+    rel = xp.max(xp.abs(h) / size)
+    rel = xp.where(xp.isfinite(rel), rel, xp.inf)
+    e = xp.where(xp.isfinite(edm_value), edm_value, xp.inf)
+    return settled(rel, 1.0, e, f, xtol, ftol, xp)
+
+
+def point_settled(
+    g: np.ndarray,
+    H: np.ndarray,
+    x: np.ndarray,
+    edm_value: float,
+    f: float,
+    free: np.ndarray | None = None,
+    xtol: float = XTOL_REL,
+    ftol: float = FTOL_REL,
+    scale: np.ndarray | None = None,
+) -> bool:
+    """Rule 2 at a point of a scalar loss: :func:`settled` with :func:`newton_step_rel`."""
+    if not math.isfinite(edm_value):
+        return False
+    if edm_value <= ftol * abs(f) or edm_value <= 0.0:
+        return True
+    return newton_step_rel(g, H, x, free, scale) <= xtol
+
+
+def trustworthy(
+    g: np.ndarray,
+    H: np.ndarray,
+    x: np.ndarray,
+    edm_value: float,
+    f: float,
+    free: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+) -> str | None:
+    """None when a converged fit passes the scale-free check behind ``valid``, else why not.
+
+    ``EDM < tol * errordef`` is an absolute statement; it is trusted when the fit is also
+    close to numerically settled: the EDM is at most :data:`VALID_FTOL` ``|f|``, or the
+    Newton step changes no parameter by more than :data:`VALID_XTOL` relative. Otherwise
+    the scale is ambiguous (a loss whose ``errordef`` does not match its size, e.g. a sum
+    of tiny squared residuals declared with ``errordef=1``) and the reason is returned.
+    """
+    if point_settled(g, H, x, edm_value, f, free, VALID_XTOL, VALID_FTOL, scale):
+        return None
+    rel = newton_step_rel(g, H, x, free, scale)
+    return (
+        f"the EDM ({edm_value:.3g}) is below tol * errordef, but the loss's scale is "
+        f"ambiguous: the EDM is {edm_value / abs(f) if f else float('inf'):.2g} of |f| "
+        f"({abs(f):.3g}) and the Newton step would still change a parameter by {rel:.2g} "
+        "relative, so the fit may be far from its minimum; if the loss is a chi-square or a "
+        "negative log-likelihood with the right errordef this is fine (lower tol to be "
+        "sure), otherwise scale the loss (e.g. divide a sum of squares by the residual "
+        "variance) or use LeastSquares"
+    )
 
 
 def free_mask(x: Any, g: Any, lower: Any, upper: Any, at_limit: Any = None) -> Any:
@@ -212,6 +473,19 @@ def measure(evaluator: Any, x: np.ndarray, params: Any, goal: float) -> Measure:
         free = np.ones(x.size, dtype=bool)
         e = edm(g, H)
     return Measure(x=x, f=float(f), g=g, H=H, edm=e, goal=goal, free=free)
+
+
+def settled_measure(m: Measure, tol: float, scale: np.ndarray | None = None) -> bool:
+    """Numerically settled at ``m`` (:func:`point_settled` over ``m.free``).
+
+    ``tol``: the minimizer's (:func:`relative_tolerances`); ``scale``: each parameter's
+    size when its minimum is at 0 (:func:`parameter_scale`). A measure without a dense
+    Hessian (a large problem, see :mod:`zfitlite.matrix_free`) has no Newton step to test:
+    there the statistical goal alone decides, and this returns True.
+    """
+    if m.H is None:
+        return True
+    return point_settled(m.g, m.H, m.x, m.edm, m.f, m.free, *relative_tolerances(tol), scale)
 
 
 def onto_active_bounds(evaluator: Any, m: Measure, params: Any, goal: float) -> Measure | None:

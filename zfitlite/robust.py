@@ -42,7 +42,7 @@ def namespace(a: Any) -> Any:
 
         return jnp
     if module.startswith("tensorflow"):
-        import tensorflow.experimental.numpy as tnp
+        import tensorflow.experimental.numpy as tnp  # pyright: ignore[reportMissingImports]
 
         return tnp
     return np
@@ -78,7 +78,7 @@ def rho_over_z(xp: Any, loss: str | Callable, z: Any) -> Any:
     if loss == "arctan":
         return xp.where(small, 1.0 - z * z / 3.0, xp.arctan(zs) / zs)
     # a user's rho(z) (rho(0) = 0, rho'(0) = 1, as scipy requires of its losses)
-    out = loss(zs)
+    out = loss(zs)  # pyright: ignore[reportCallIssue]
     if getattr(out, "ndim", 1) == 2:  # scipy's convention: rows rho, rho', rho''
         out = out[0]
     return xp.where(small, 1.0, out / zs)

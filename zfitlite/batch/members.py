@@ -51,7 +51,7 @@ def _solve_each(
             results.append(
                 _invalid_result(problem, x0[i], Status.NONFINITE, "start value not finite")
             )
-        elif problem.kind == "lsq" and 0 <= nobs < len(problem.names):
+        elif problem.kind == "lsq" and nobs is not None and 0 <= nobs < len(problem.names):
             results.append(_too_few(problem, x0[i], nobs))
         else:
             loss = _member_loss(problem, member, mask, name)

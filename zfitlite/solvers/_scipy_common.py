@@ -35,6 +35,8 @@ from ..criterion import (
     free_mask,
     measure,
     onto_active_bounds,
+    parameter_scale,
+    settled_measure,
 )
 from ..matrix_free import dense_ok, measure_auto
 from ..status import Status
@@ -73,6 +75,7 @@ __all__ = [
     "run_minimize",
     "scipy_bounds",
     "scipy_status",
+    "settled_measure",
     "simplex_around",
     "start_info",
     "tighten",
@@ -258,8 +261,15 @@ class ScipyRoundsMinimizer(BaseMinimizer):
             return not bool(getattr(res, "success", True)) and np.array_equal(m.x, x_start)
 
         try:
+            scale = parameter_scale(params)
             done = run_rounds(
-                int(self.options["max_rounds"]), run, measure_at, x0, next_round, stuck=stuck
+                int(self.options["max_rounds"]),
+                run,
+                measure_at,
+                x0,
+                next_round,
+                stuck=stuck,
+                settled=lambda m: settled_measure(m, self.tol, scale),
             )
         except np.linalg.LinAlgError as exc:
             return self._linalg_failure(evaluator, exc, state["round"], niter)

@@ -23,7 +23,7 @@ import scipy.linalg.lapack
 
 from .._progress import make_bar, should_show
 from ..cache import GraphCachable
-from ..criterion import EDM, ConvergenceCriterion, free_mask
+from ..criterion import EDM, ConvergenceCriterion, free_mask, parameter_scale, trustworthy
 from ..evaluator import LossEvaluationError, LossEvaluator
 from ..exceptions import FailMinimizeNaN, MaximumIterationReached, ZfitliteError
 from ..loss import BaseLoss
@@ -563,7 +563,11 @@ class BaseMinimizer(GraphCachable):
             message = None
         elif status is Status.CONVERGED and H is not None and g is not None and not out.hessian_psd:
             curvature = _negative_curvature(out.x, g, H, params)
-            if curvature is not None:
+            doubt = None if curvature is not None else _scale_doubt(out.x, g, H, e, fmin, params)
+            if doubt is not None:
+                status = Status.NOT_CONVERGED
+                message = f"{Status.NOT_CONVERGED.message}: {doubt}"
+            elif curvature is not None:
                 status = Status.NOT_CONVERGED
                 message = (
                     f"{Status.NOT_CONVERGED.message}: the Hessian at the end point has a "
@@ -622,6 +626,16 @@ def _edm_after_budget(
     if g is None and last is not None and last[0] is not None and np.array_equal(last[0], out.x):
         g = last[2].copy()  # the solver's last evaluation was here: free
     return (float("nan") if e is None else e), g, H, fmin
+
+
+def _scale_doubt(
+    x: np.ndarray, g: np.ndarray, H: np.ndarray, e: float, f: float, params: Params
+) -> str | None:
+    """Why a converged result is not trusted on a scale-free test (:func:`trustworthy`)."""
+    free = None
+    if params.has_bounds:
+        free = free_mask(np.asarray(x), np.asarray(g), params.lower, params.upper)
+    return trustworthy(g, H, x, e, f, free, scale=parameter_scale(params))
 
 
 #: An eigenvalue below ``-NEGATIVE_CURVATURE`` times the largest one is negative curvature

@@ -10,8 +10,9 @@ when the curvature ``s.y`` is not safely positive; the first update rescales the
 matrix by ``s.y / y.y``, Nocedal & Wright eq. 6.20).
 
 Convergence keeps zfit's meaning: the EDM ``g^T Hinv g / 2`` below ``tol * errordef``;
-the loop continues while it makes progress until the EDM is ``aim`` times below that
-goal. A line search that finds no decrease resets the inverse Hessian once; a second
+once below it the loop goes on until the fit is numerically settled
+(:mod:`zfitlite.criterion`'s rule: the next quasi-Newton step changes no parameter by more
+than ``xtol`` relative, or the EDM is at most ``ftol |f|``). A line search that finds no decrease resets the inverse Hessian once; a second
 failure in a row ends the fit (converged if the EDM is below the goal, ``NO_STEP``
 otherwise). :func:`bfgs_finish` adds the exact Hessian at the end point, from which the
 reported EDM and the covariance are computed.
@@ -26,7 +27,7 @@ from typing import Any, ClassVar, NamedTuple, TypeAlias
 import numpy as np
 
 from ..backends.ops import ArrayOps, numpy_ops, remembered
-from ..criterion import singular_hessian
+from ..criterion import FTOL_REL, XTOL_REL, relative_tolerances, singular_hessian, step_settled
 from ..status import RUNNING, Status
 from .base import BaseMinimizer, IterationState, SolverOutput
 from .driver import Outcome, pack, solve, unpack
@@ -53,10 +54,12 @@ class BFGSSettings(NamedTuple):
     """The numbers of one solve (traced on JAX: changing them never recompiles)."""
 
     tol_errordef: float  # tol * errordef
-    aim: float  # keep stepping until EDM < aim * tol_errordef
+    aim: float  # when positive, EDM < aim * tol_errordef also ends the fit
     maxfev: float  # budget of value-and-gradient evaluations
     c1: float = 1e-4  # Armijo constant
     max_backtrack: float = 40.0  # line-search trials per iteration
+    xtol: float = XTOL_REL  # numerically settled: the step is at most xtol relative
+    ftol: float = FTOL_REL  # ... or the EDM is at most ftol * |f| (zfitlite.criterion)
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +83,7 @@ class BFGSState(NamedTuple):
     nfev: Array  # int: value-and-gradient evaluations
     nfail: Array  # int: consecutive failed line searches
     status: Array  # int: RUNNING or a Status value
+    scale: Array  # (n,) each parameter's size for the relative step test (its start)
 
 
 def native_bfgs_functions(ops: ArrayOps, value: Callable[[Any, tuple], Any]) -> BFGSFunctions:
@@ -112,6 +116,7 @@ def bfgs_init(
         nfev=1 + zero,
         nfail=zero,
         status=xp.where(finite, RUNNING, int(Status.NONFINITE)),
+        scale=xp.abs(x0),
     )
 
 
@@ -155,6 +160,8 @@ def bfgs_step(
     Hinv = xp.where(descent, st.Hinv, eye)
     ok, alpha, f_new, g_new, trials = _line_search(fns, ops, st, p, cfg, args)
     s = alpha * p
+    # a step too small to change x (precision exhausted) is no progress: a failed search
+    ok = ok & xp.any(st.x + s != st.x)
     y = g_new - st.g
     sy = s @ y
     curvature = ok & (sy > 1e-10 * xp.sqrt((s @ s) * (y @ y)))
@@ -183,8 +190,18 @@ def bfgs_step(
         nfev=st.nfev + trials,
         nfail=nfail,
         status=st.status,
+        scale=st.scale,
     )
-    converged = (new.edm < cfg.aim * cfg.tol_errordef) | (new.edm == 0)
+    # zfitlite.criterion's rule: below the goal and numerically settled (the next
+    # quasi-Newton step is relatively tiny, or the EDM is at most ftol |f|)
+    precise = step_settled(
+        xp, new.Hinv @ new.g, new.x, st.scale, new.edm, new.f, cfg.xtol, cfg.ftol
+    )
+    converged = (
+        ((new.edm < cfg.tol_errordef) & precise)
+        | (new.edm < cfg.aim * cfg.tol_errordef)
+        | (new.edm == 0)
+    )
     stuck = nfail >= 2
     status = xp.where(converged, int(Status.CONVERGED), RUNNING)
     status = xp.where(
@@ -278,7 +295,8 @@ class BFGS(BaseMinimizer):
     tol, verbosity, maxiter, criterion, strategy, name, callback, progress
         As for :class:`~zfitlite.solvers.base.BaseMinimizer`.
     options : dict, optional
-        ``aim`` (1e-2: keep stepping while the EDM is above ``aim * tol * errordef``),
+        ``aim`` (0: when positive, a fit whose EDM is ``aim`` times below its goal also
+        stops; by default it goes on until numerically settled, :mod:`zfitlite.criterion`),
         ``c1`` (1e-4, the Armijo constant), ``max_backtrack`` (40 line-search trials).
 
     Examples
@@ -293,7 +311,7 @@ class BFGS(BaseMinimizer):
     """
 
     _DEFAULT_NAME = "BFGS"
-    _OPTIONS: ClassVar[dict[str, Any]] = {"aim": 1e-2, "c1": 1e-4, "max_backtrack": 40}
+    _OPTIONS: ClassVar[dict[str, Any]] = {"aim": 0.0, "c1": 1e-4, "max_backtrack": 40}
     SUPPORTS_BOUNDS = False
 
     def vectorised_core(self, kind: str, has_bounds: bool) -> str | None:
@@ -309,6 +327,8 @@ class BFGS(BaseMinimizer):
             maxfev=float(maxfev),
             c1=float(o["c1"]),
             max_backtrack=float(o["max_backtrack"]),
+            xtol=relative_tolerances(self.tol)[0],
+            ftol=relative_tolerances(self.tol)[1],
         )
 
     def _minimize(self, evaluator: Any, criterion: Any, params: Any, init: Any) -> SolverOutput:

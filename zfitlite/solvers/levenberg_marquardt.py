@@ -27,7 +27,15 @@ import numpy as np
 from .._composite import observed_points
 from ..backends import get_backend
 from ..backends.ops import ArrayOps, numpy_ops, remembered, remembered_jit
-from ..criterion import bounded_edm_ops, free_mask
+from ..criterion import (
+    FTOL_REL,
+    XTOL_REL,
+    bounded_edm_ops,
+    free_mask,
+    point_settled_ops,
+    relative_tolerances,
+    scale_of,
+)
 from ..exceptions import MaximumIterationReached
 from ..status import RUNNING, Status
 from .base import BaseMinimizer, IterationState, SolverOutput
@@ -52,6 +60,8 @@ class LMConfig(NamedTuple):
     max_reject: float  # consecutive rejected steps before giving up
     tol_errordef: float = np.inf  # the goal: converged when EDM < tol * errordef
     maxfev: float = np.inf  # evaluations budget (inf: the evaluator enforces maxiter)
+    xtol: float = XTOL_REL  # numerically settled: the Newton step is at most xtol relative
+    ftol: float = FTOL_REL  # ... or the EDM is at most ftol * |f| (zfitlite.criterion)
 
 
 class LMState(NamedTuple):
@@ -68,6 +78,7 @@ class LMState(NamedTuple):
     nreject: Array  # int: consecutive rejected steps
     nfev: Array  # int: loss evaluations (value, or value + gradient + Hessian)
     status: Array  # int: RUNNING or a Status value
+    scale: Array  # (n,) each parameter's size for the relative step test (its start, box)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,14 +126,37 @@ def lm_init(
     cfg: LMConfig,
     args: tuple,
 ) -> LMState:
-    """The state at ``x0``: value, gradient, Hessian and EDM (converged at once if below goal)."""
+    """The state at ``x0``: value, gradient, Hessian and EDM (converged at once if below
+    goal and numerically settled, :func:`converged_at`)."""
     xp = ops.xp
     f, g, H = fns.value_gradient_hessian(x0, args)
-    edm = bounded_edm_ops(ops, g, H, free_mask(x0, g, lower, upper))
-    status = xp.where(edm < cfg.tol_errordef, int(Status.CONVERGED), RUNNING)
+    free = free_mask(x0, g, lower, upper)
+    edm = bounded_edm_ops(ops, g, H, free)
+    scale = scale_of(xp, x0, lower, upper)
+    done = converged_at(ops, g, H, x0, edm, f, free, scale, cfg)
+    status = xp.where(done, int(Status.CONVERGED), RUNNING)
     status = xp.where(xp.isfinite(f), status, int(Status.NONFINITE))
     zero = xp.asarray(0)
-    return LMState(x0, f, g, H, xp.asarray(cfg.lam0), edm, zero, zero, 1 + zero, status)
+    return LMState(x0, f, g, H, xp.asarray(cfg.lam0), edm, zero, zero, 1 + zero, status, scale)
+
+
+def converged_at(
+    ops: ArrayOps,
+    g: Array,
+    H: Array,
+    x: Array,
+    edm: Array,
+    f: Array,
+    free: Array,
+    scale: Array,
+    cfg: LMConfig,
+) -> Array:
+    """:mod:`zfitlite.criterion`'s rule: statistically converged (``EDM < goal``) and
+    numerically settled (:func:`~zfitlite.criterion.point_settled_ops`)."""
+    below = edm < cfg.tol_errordef
+    if not ops.compiles and not bool(below):
+        return below
+    return below & point_settled_ops(ops, g, H, x, edm, f, free, cfg.xtol, cfg.ftol, scale)
 
 
 def lm_step(
@@ -147,12 +181,15 @@ def lm_step(
 
     def fresh(x: Array) -> tuple:
         f2, g2, H2 = fns.value_gradient_hessian(x, args)
-        return f2, g2, H2, bounded_edm_ops(ops, g2, H2, free_mask(x, g2, lower, upper))
+        free2 = free_mask(x, g2, lower, upper)
+        edm2 = bounded_edm_ops(ops, g2, H2, free2)
+        done = converged_at(ops, g2, H2, x, edm2, f2, free2, st.scale, cfg)
+        return f2, g2, H2, edm2, xp.asarray(done)
 
     def keep(x: Array) -> tuple:
-        return st.f, st.g, st.H, st.edm
+        return st.f, st.g, st.H, st.edm, xp.asarray(False)
 
-    f2, g2, H2, edm = ops.cond(accept, fresh, keep, x_new)
+    f2, g2, H2, edm, done = ops.cond(accept, fresh, keep, x_new)
     # a rejected step (or no positive-definite damped matrix) raises the damping
     lam_reject = xp.where(ok, st.lam, xp.maximum(st.lam, 1e-8)) * cfg.lam_up
     lam = xp.where(
@@ -160,11 +197,11 @@ def lm_step(
     )
     nreject = xp.where(accept, 0, st.nreject + 1)
     nfev = st.nfev + xp.where(moved, 1, 0) + xp.where(accept, 1, 0)
-    converged = accept & (edm < cfg.tol_errordef)
+    converged = accept & done
     stuck = ~accept & ((nreject >= cfg.max_reject) | (lam >= cfg.lam_max))
-    status = xp.where(
-        converged, int(Status.CONVERGED), xp.where(stuck, int(Status.NO_STEP), RUNNING)
-    )
+    # no lower point: precision is exhausted; below the goal that is converged
+    stuck_status = xp.where(edm < cfg.tol_errordef, int(Status.CONVERGED), int(Status.NO_STEP))
+    status = xp.where(converged, int(Status.CONVERGED), xp.where(stuck, stuck_status, RUNNING))
     status = xp.where((status == RUNNING) & (nfev >= cfg.maxfev), int(Status.MAXITER), status)
     return LMState(
         x=ops.where(accept, x_new, st.x),
@@ -177,6 +214,7 @@ def lm_step(
         nreject=nreject,
         nfev=nfev,
         status=xp.where(st.status == RUNNING, status, st.status),
+        scale=st.scale,
     )
 
 
@@ -281,7 +319,8 @@ class LevenbergMarquardt(BaseMinimizer):
     Parameters
     ----------
     tol : float, optional
-        Converged when ``EDM < tol * errordef`` (default 1e-3).
+        Converged when ``EDM < tol * errordef`` (default 1e-3) and numerically settled
+        (:mod:`zfitlite.criterion`: one or two more Newton steps near the minimum).
     mode : int, optional
         0 (default): damping ``H + lam * diag|H|`` on the loss's Hessian, zfit's mode 0.
     rho_min, rho_max : float, optional
@@ -300,14 +339,16 @@ class LevenbergMarquardt(BaseMinimizer):
         trust-region Gauss-Newton method on the residual Jacobian; False: the
         damped-Hessian loop on the sum of squares), ``factor`` (initial trust radius
         relative to the scaled start, 10; MINPACK's 100 lets the first step of NIST BoxBOD
-        jump onto a plateau), ``xtol`` (``100 * tol``: a fit whose EDM is below its goal
-        also stops once the next Gauss-Newton step would move the parameters by less than
-        ``xtol`` relative to their scaled size), ``geodesic`` (False: add
+        jump onto a plateau), ``xtol`` (None: 1e-8, lower for ``tol`` below 1e-6; see
+        :func:`zfitlite.criterion.relative_tolerances`) and ``ftol`` (None: 1e-14, lower
+        for ``tol`` below 1e-3): a fit whose EDM is below its goal goes on until the next
+        Gauss-Newton step would move the parameters by at most ``xtol`` relative to their
+        scaled size or the EDM is at most ``ftol`` times the residual sum (numerically
+        settled, :mod:`zfitlite.criterion`), ``geodesic`` (False: add
         Transtrum-Sethna geodesic acceleration, exact on JAX, one extra residual
         evaluation per step otherwise), ``geodesic_alpha`` (0.75: the largest accepted
-        ``2 |a| / |v|``), ``aim`` (1e-2: the loop keeps stepping while it makes progress
-        until the EDM is ``aim`` times below its goal; a fit that stalls between the two
-        is still converged).
+        ``2 |a| / |v|``), ``aim`` (0: when positive, a fit whose EDM is ``aim`` times
+        below its goal also stops; a fit that stalls below its goal is still converged).
 
         On the JAX backend, without ``callback`` and below verbosity 6, the whole
         least-squares solve runs as one compiled program (``info["loop"] ==
@@ -334,9 +375,10 @@ class LevenbergMarquardt(BaseMinimizer):
         "use_residuals": True,
         "factor": 10.0,
         "xtol": None,
+        "ftol": None,
         "geodesic": False,
         "geodesic_alpha": 0.75,
-        "aim": 1e-2,
+        "aim": 0.0,
         "max_reject": 60,
     }
     SUPPORTS_BOUNDS = True
@@ -407,6 +449,8 @@ class LevenbergMarquardt(BaseMinimizer):
             float(o["lam_down"]),
             1e20,
             float(int(o["max_reject"])),
+            xtol=relative_tolerances(self.tol)[0],
+            ftol=relative_tolerances(self.tol)[1],
         )
 
     def _minimize(self, evaluator: Any, criterion: Any, params: Any, init: Any) -> SolverOutput:
@@ -425,12 +469,13 @@ class LevenbergMarquardt(BaseMinimizer):
         o = self.options
         return LSQSettings(
             tol_errordef=self.tol * errordef,
-            xtol=100.0 * self.tol if o["xtol"] is None else float(o["xtol"]),
+            xtol=relative_tolerances(self.tol)[0] if o["xtol"] is None else float(o["xtol"]),
             aim=float(o["aim"]),
             maxfev=float(maxfev),
             max_reject=float(o["max_reject"]),
             factor=float(o["factor"]),
             geodesic_alpha=float(o["geodesic_alpha"]),
+            ftol=relative_tolerances(self.tol)[1] if o["ftol"] is None else float(o["ftol"]),
         )
 
     def _minimize_least_squares(self, evaluator: Any, params: Any) -> SolverOutput:

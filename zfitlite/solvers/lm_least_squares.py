@@ -32,10 +32,13 @@ model can still explain. Converged means
 
 so converged always implies ``EDM < tol * errordef`` (zfit's rule), and on a problem
 whose residual sum is tiny (NIST Lanczos1: 1e-25) the goal shrinks with it: lowering
-``tol`` buys correct digits whatever the scale of the loss. The loop keeps going while
-it makes progress until the EDM is ``aim`` (1e-2) times below that goal, or, once below
-the goal, until the next Gauss-Newton step would move the parameters by less than
-``xtol`` (``100 * tol``) relative to their scaled size (MINPACK's xtol test); when no step
+``tol`` buys correct digits whatever the scale of the loss. Once below the goal the loop
+goes on until the fit is numerically settled (:mod:`zfitlite.criterion`'s rule): the next
+Gauss-Newton step would move the parameters by at most ``xtol`` (1e-8) relative to their
+scaled size (MINPACK's xtol test), or the EDM is at most ``ftol`` (1e-14) times ``F``
+(MINPACK's ftol test); near the minimum Gauss-Newton converges fast, so this costs one or
+two iterations and gives the certified digits. ``aim`` (0 by default) additionally ends
+a fit whose EDM is ``aim`` times below the goal. When no step
 can lower the loss any more (floating-point precision is exhausted) the fit is
 converged if the goal or the plain rule ``EDM < tol * errordef`` holds, ``NO_STEP``
 otherwise.
@@ -55,7 +58,7 @@ from typing import Any, NamedTuple, TypeAlias
 import numpy as np
 
 from ..backends.ops import NATIVE_CACHE_ATTR, ArrayOps, remembered
-from ..criterion import SINGULAR_RTOL, free_mask, lsq_goal, singular_jacobian
+from ..criterion import FTOL_REL, SINGULAR_RTOL, free_mask, lsq_goal, settled, singular_jacobian
 from ..exceptions import LossOutputError
 from ..status import RUNNING, Status
 from .driver import Outcome
@@ -88,6 +91,7 @@ class LSQSettings(NamedTuple):
     factor: float  # initial trust radius, relative to ||D x0||
     geodesic_alpha: float  # acceleration accepted when 2 ||D a|| / ||D v|| <= alpha
     nobs: float = -1.0  # observed residuals for the EDM goal's s^2 (< 0: all of them)
+    ftol: float = FTOL_REL  # with EDM < goal, EDM <= ftol * F also ends the fit
 
 
 @dataclass(frozen=True, eq=False)
@@ -309,8 +313,9 @@ def _check_done(ops: ArrayOps, st: LSQState, cfg: LSQSettings) -> Any:
     # the Gauss-Newton step from here, relative to x: below xtol it hardly changes a digit
     valid = _significant(st.s)
     coef = ops.where(valid, st.uf / ops.where(valid, st.s, 1.0), 0.0)
-    settled = xp.sqrt(coef @ coef) <= cfg.xtol * xnorm
-    converged = (st.edm < cfg.aim * goal) | (st.edm == 0) | ((st.edm < goal) & settled)
+    # statistically converged and numerically settled (zfitlite.criterion's rule)
+    precise = settled(xp.sqrt(coef @ coef), xnorm, st.edm, st.f, cfg.xtol, cfg.ftol, xp)
+    converged = (st.edm < cfg.aim * goal) | (st.edm == 0) | ((st.edm < goal) & precise)
     stuck = (st.nreject >= cfg.max_reject) | (st.delta <= _EPS * xnorm) | (st.delta <= 1e-300)
     status = ops.where(converged, int(Status.CONVERGED), RUNNING)
     status = ops.where((status == RUNNING) & stuck, int(Status.NO_STEP), status)

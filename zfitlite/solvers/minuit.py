@@ -30,7 +30,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..criterion import Measure, bounded_edm, free_mask, onto_active_bounds
+from ..criterion import (
+    Measure,
+    bounded_edm,
+    free_mask,
+    onto_active_bounds,
+    parameter_scale,
+    settled_measure,
+)
 from ..exceptions import BackendNotAvailable
 from ..status import Status
 from .base import BaseMinimizer, IterationState, SolverOutput
@@ -274,6 +281,9 @@ class Minuit(BaseMinimizer):
                     f"{goal:.3g} (Minuit's EDM {fmin.edm:.3g}); tol {m.tol:.3g} -> {m.tol / 10:.3g}"
                 )
 
+        # converged: below the goal and numerically settled (zfitlite.criterion's rule); a
+        # polishing run that hits the call limit keeps the converged point (run_rounds)
+        scale = parameter_scale(params)
         done = run_rounds(
             int(self.options["max_rounds"]),
             run,
@@ -282,6 +292,7 @@ class Minuit(BaseMinimizer):
             next_round,
             halt=halt,
             report=report,
+            settled=lambda here: settled_measure(here, self.tol, scale),
         )
         status = Status.NOT_CONVERGED if done.status is None else done.status
         rounds = done.rounds

@@ -6,6 +6,13 @@ The scipy wrappers (:class:`~zfitlite.solvers._scipy_common.ScipyRoundsMinimizer
 EDM (:func:`zfitlite.criterion.measure`), and when it misses the goal the solver runs
 again with tightened tolerances (:func:`tighten`). :func:`run_rounds` is that loop,
 written once.
+
+Stopping follows :mod:`zfitlite.criterion`'s rule: a round ends the fit as converged when
+the EDM is below the goal *and* the point is numerically settled (``settled``). A round
+after one that reached the goal only *polishes*: if it fails (a linear-algebra error, a
+non-finite loss, the call budget, a ``halt``) or ends no better, the fit is converged at
+the last point. On the last round, or when stuck, ``EDM < goal`` alone counts as
+converged (the result then checks it is trustworthy, :func:`zfitlite.criterion.trustworthy`).
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..criterion import EPS, Measure
+from ..criterion import EPS, FTOL_REL, Measure
+from ..exceptions import FailMinimizeNaN, MaximumIterationReached
 from ..status import Status
 
 __all__ = ["Rounds", "run_rounds", "tighten"]
@@ -42,8 +50,14 @@ def tighten(
     floor : float or dict
         No tolerance goes below this (``least_squares`` refuses tolerances below eps);
         a dict gives a floor per option (default 0).
+
+    Below the goal (statistically converged, not yet settled) the aim is
+    ``max(FTOL_REL |f|, eps^2 goal)``: the numerically settled point.
     """
-    ratio = 0.1 * m.goal / m.edm if np.isfinite(m.edm) and m.edm > 0 else 0.0
+    goal = m.goal
+    if m.edm < goal:  # statistically converged, not yet settled: aim at FTOL_REL |f|
+        goal = max(FTOL_REL * abs(m.f), EPS * EPS * goal)
+    ratio = 0.1 * goal / m.edm if np.isfinite(m.edm) and m.edm > 0 else 0.0
     new = dict(opts)
     for key, kind in kinds.items():
         old = opts.get(key)
@@ -54,9 +68,9 @@ def tighten(
         elif kind == "grad":
             target = m.gnorm * np.sqrt(ratio)
         elif kind == "frel":
-            target = max(0.01 * m.goal / max(abs(m.f), 1.0), EPS)
+            target = max(0.01 * goal / max(abs(m.f), 1.0), EPS)
         elif kind == "fabs":
-            target = max(0.01 * m.goal, EPS * abs(m.f))
+            target = max(0.01 * goal, EPS * abs(m.f))
         else:  # pragma: no cover - the table is checked at import
             raise ValueError(f"unknown tolerance kind {kind!r}")
         low = floor.get(key, 0.0) if isinstance(floor, Mapping) else floor
@@ -89,6 +103,7 @@ def run_rounds(
     halt: Callable[[Any, Measure], Status | None] | None = None,
     stuck: Callable[[Any, Measure, np.ndarray], bool] | None = None,
     report: Callable[[int, Any, Measure], None] | None = None,
+    settled: Callable[[Measure], bool] | None = None,
 ) -> Rounds:
     """Run rounds until the EDM goal holds, a hook halts, or the rounds are spent.
 
@@ -111,6 +126,10 @@ def run_rounds(
         would fail again the same way; ends the loop as not improved.
     report : callable, optional
         ``report(round, result, measure)`` after each round.
+    settled : callable, optional
+        ``settled(measure) -> bool``: numerically settled
+        (:func:`zfitlite.criterion.settled_measure`); a round below the goal that is not
+        settled goes on polishing. None: the goal alone.
     """
     m: Measure | None = None
     res: Any = None
@@ -119,20 +138,40 @@ def run_rounds(
     x = x0
     round_ = 0
     for round_ in range(1, max_rounds + 1):
-        res, x_end = run(round_, x)
-        m_new = measure(x_end)
+        # a round after EDM < goal only polishes: if it fails, the last point stands
+        polishing = m is not None and m.edm < m.goal
+        try:
+            res_new, x_end = run(round_, x)
+            m_new = measure(x_end)
+        except (np.linalg.LinAlgError, FailMinimizeNaN, MaximumIterationReached):
+            if polishing:
+                status = Status.CONVERGED
+                break
+            raise
+        halted = halt(res_new, m_new) if halt is not None else None
+        if (
+            polishing
+            and m is not None
+            and (halted is not None or not (m_new.f <= m.f and m_new.edm < m_new.goal))
+        ):
+            status = Status.CONVERGED
+            break
+        res = res_new
         improved = m is None or m_new.f < m.f or m_new.edm < m.edm
         is_stuck = stuck is not None and stuck(res, m_new, x)
         x, m = m_new.x, m_new
         if report is not None:
             report(round_, res, m)
-        status = halt(res, m) if halt is not None else None
+        status = halted
         if status is not None:
             break
-        if m.edm < m.goal:
+        if m.edm < m.goal and (settled is None or settled(m)):
             status = Status.CONVERGED
             break
         if round_ == max_rounds or is_stuck:
+            if m.edm < m.goal:  # statistically converged; the result checks it is trustworthy
+                status = Status.CONVERGED
+                break
             improved = improved and not is_stuck
             break
         next_round(res, m, round_)

@@ -21,12 +21,16 @@ meant to be chained: ``LevenbergMarquardt().minimize(DifferentialEvolution().min
 params))``, or as one minimizer, :class:`~zfitlite.minimize.GlobalLocal`.
 
 The search's own answer is kept in ``result.info["global"]`` (``x``, ``fmin``,
-``nfev`` of the search phase, ``niter``, ``polished``).
+``nfev`` of the search phase, ``niter``, ``polished``, and ``nonfinite``: how many
+non-finite values the search met). A non-finite value inside the search is a bad point,
+not an error: it counts as worse than every finite value seen (scipy's global methods then
+avoid the region); the polish starts from the best finite point.
 """
 
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -68,6 +72,84 @@ def _require_finite_bounds(minimizer: BaseMinimizer, params: Any) -> Bounds:
     return list(zip(params.lower.tolist(), params.upper.tolist()))
 
 
+#: The value of a bad point before any finite value was seen (large, but squares and
+#: differences of it stay finite inside scipy's arithmetic).
+_BAD_BEFORE_ANY = 1e100
+
+
+class _OutOfTime(Exception):
+    """The search's time budget (option ``maxtime``) is spent."""
+
+
+class _BadPoints:
+    """The loss as a global search sees it: a non-finite value is a bad point, not an error.
+
+    While installed (a context manager) the evaluator's strategy is replaced: a non-finite
+    value becomes a finite value worse than every finite one seen so far (scipy's global
+    methods then simply avoid the region), a non-finite gradient becomes zero (a local
+    search inside the method stops there), and ``count`` says how many there were.
+    The best point the evaluator remembers is always a finite one.
+    """
+
+    def __init__(self, evaluator: Any, maxtime: float | None = None) -> None:
+        self.evaluator = evaluator
+        self.deadline = None if maxtime is None else time.perf_counter() + float(maxtime)
+        self.count = 0
+        self.worst = -np.inf
+        self._flagged = False
+        self._saved: Any = None
+
+    def __enter__(self) -> _BadPoints:
+        self._saved = self.evaluator.strategy
+        self.evaluator.strategy = self
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.evaluator.strategy = self._saved
+
+    def bad_value(self) -> float:
+        best = self.evaluator.best_value
+        if not (np.isfinite(self.worst) and np.isfinite(best)):
+            return _BAD_BEFORE_ANY
+        return float(self.worst + (self.worst - best) + 1.0 + abs(self.worst))
+
+    def handle_nonfinite(self, what: str, x: np.ndarray, value: Any, record: Any) -> Any:
+        self.count += 1
+        if what == "value":
+            self._flagged = True
+            return self.bad_value()
+        return np.zeros_like(np.asarray(value, dtype=np.float64))
+
+    def _seen(self, v: float) -> None:
+        if self._flagged:
+            self._flagged = False
+        elif v > self.worst:
+            self.worst = v
+
+    def _clock(self) -> None:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise _OutOfTime
+
+    def value(self, x: Any) -> float:
+        self._clock()
+        v = self.evaluator.value(x)
+        self._seen(v)
+        return v
+
+    def gradient(self, x: Any) -> np.ndarray:
+        self._clock()
+        return self.evaluator.gradient(x)
+
+    def value_gradient(self, x: Any) -> tuple[float, np.ndarray]:
+        self._clock()
+        v, g = self.evaluator.value_gradient(x)
+        self._seen(v)
+        return v, g
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.evaluator, name)
+
+
 def _check_seed(seed: Any) -> int | None:
     if seed is None:
         return None
@@ -97,7 +179,11 @@ class BaseGlobalMinimizer(BaseMinimizer):
     options : dict, optional
         The method's options (see each class), plus ``polish`` (default True): polish
         the search's best point with Levenberg-Marquardt inside the bounds, so that
-        ``CONVERGED`` means a local minimum to ``EDM < tol * errordef``.
+        ``CONVERGED`` means a local minimum to ``EDM < tol * errordef``; and ``maxtime``
+        (seconds, default None: no limit): the search stops at its first evaluation
+        after that time and the polish goes on from the best point seen
+        (``info["global"]["message"]`` says so). ``maxiter`` (evaluations) and Ctrl-C
+        stop every search too.
 
     Notes
     -----
@@ -109,11 +195,11 @@ class BaseGlobalMinimizer(BaseMinimizer):
     SUPPORTS_BOUNDS = True
     _OWN_PROGRESS = True  # a bar per search iteration (_GlobalProgress)
     _SEARCH_OPTIONS: ClassVar[dict[str, Any]] = {}
-    _OPTIONS: ClassVar[dict[str, Any]] = {"polish": True}
+    _OPTIONS: ClassVar[dict[str, Any]] = {"polish": True, "maxtime": None}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._OPTIONS = {**cls._SEARCH_OPTIONS, "polish": True}
+        cls._OPTIONS = {**cls._SEARCH_OPTIONS, "polish": True, "maxtime": None}
 
     # -- what a subclass provides --------------------------------------------------------
     def _search_budget(self, n: int) -> int:
@@ -147,13 +233,27 @@ class BaseGlobalMinimizer(BaseMinimizer):
         rng = None if seed is False else np.random.default_rng(seed)
         progress = _GlobalProgress(self, evaluator)
         try:
-            res = self._search(evaluator, bounds, params.values.copy(), progress, rng)
+            # a non-finite value in the search is a bad point, not an error
+            with _BadPoints(evaluator, self.options["maxtime"]) as bad:
+                try:
+                    res = self._search(bad, bounds, params.values.copy(), progress, rng)
+                except _OutOfTime:
+                    # the time budget is spent: go on from the best point seen
+                    res = scipy.optimize.OptimizeResult(
+                        x=evaluator.best_x.copy(),
+                        fun=evaluator.best_value,
+                        message=f"maxtime={self.options['maxtime']} s reached",
+                    )
         finally:
             progress.close()
         x = np.clip(np.asarray(res.x, dtype=np.float64), params.lower, params.upper)
         f = float(res.fun)
-        if evaluator.best_value < f:  # scipy reports its best; ours is never worse
-            x, f = evaluator.best_x.copy(), evaluator.best_value
+        if evaluator.best_value <= f or bad.count:
+            # scipy reports its best; ours is never worse and always finite
+            if evaluator.best_x is not None and np.isfinite(evaluator.best_value):
+                x, f = evaluator.best_x.copy(), evaluator.best_value
+            else:  # nothing finite anywhere: the polish starts (and fails) at the start
+                x = params.values.copy()
         search = {
             "x": x.tolist(),
             "fmin": f,
@@ -161,6 +261,7 @@ class BaseGlobalMinimizer(BaseMinimizer):
             "niter": progress.niter,
             "message": str(getattr(res, "message", "")),
             "polished": bool(self.options["polish"]),
+            "nonfinite": bad.count,
         }
         if not self.options["polish"]:
             # "converged" is decided by the driver from our EDM at x
@@ -408,6 +509,16 @@ class DualAnnealing(_SeededGlobalMinimizer):
         )
 
 
+#: SHGO's default sampling: "sobol" (3 iterations of 128 points) up to this dimension,
+#: scipy's own "simplicial" (1 iteration) above: the Delaunay triangulation of Sobol
+#: points costs time and memory exponential in the dimension (9 dimensions, 64 points:
+#: 18 s; 384 points in 9-17 dimensions ran 232 s and past 8 GB, uninterruptibly).
+SHGO_SOBOL_MAX_DIM = 6
+#: ... and above this dimension SHGO refuses to start (the simplicial complex has 2^n
+#: vertices: 12 dimensions take 27 s and 1.1 GB before a single local minimisation).
+SHGO_MAX_DIM = 10
+
+
 class SHGO(BaseGlobalMinimizer):
     """Simplicial homology global optimisation (:func:`scipy.optimize.shgo`); deterministic.
 
@@ -417,30 +528,47 @@ class SHGO(BaseGlobalMinimizer):
         As for :class:`BaseGlobalMinimizer`.
     options : dict, optional
         ``n`` (sampling points per iteration, ``None``: 128 for "sobol", scipy's choice
-        for "simplicial"), ``iters`` (3), ``sampling_method`` ("sobol", unscrambled and
-        so deterministic; or "simplicial", "halton"), ``local_method`` ("L-BFGS-B", with
+        for "simplicial"), ``iters`` (``None``: 3 for "sobol", 1 for "simplicial"),
+        ``sampling_method`` (``None``: "sobol", unscrambled and so deterministic, up to
+        :data:`SHGO_SOBOL_MAX_DIM` parameters, scipy's default "simplicial" above; or
+        "sobol", "simplicial", "halton" explicitly), ``local_method`` ("L-BFGS-B", with
         our gradient, for the local minimisations from each minimiser of the sampled
-        complex), ``polish`` (True). The start values are not used.
+        complex), ``maxtime`` (seconds, None: no limit; also passed to scipy),
+        ``polish`` (True). The start values are not used. More than
+        :data:`SHGO_MAX_DIM` parameters raise a ``ValueError`` (the triangulation would
+        run away in time and memory, inside C code that Ctrl-C cannot stop).
     """
 
     _DEFAULT_NAME = "SHGO"
     _SEARCH_OPTIONS: ClassVar[dict[str, Any]] = {
         "n": None,
-        "iters": 3,
-        "sampling_method": "sobol",
+        "iters": None,
+        "sampling_method": None,
         "local_method": "L-BFGS-B",
     }
 
-    def _n(self) -> int | None:
+    def _sampling(self, dim: int) -> str:
+        method = self.options["sampling_method"]
+        if method is None:
+            return "sobol" if dim <= SHGO_SOBOL_MAX_DIM else "simplicial"
+        return str(method)
+
+    def _iters(self, dim: int) -> int:
+        iters = self.options["iters"]
+        if iters is None:
+            return 3 if self._sampling(dim) == "sobol" and dim <= SHGO_SOBOL_MAX_DIM else 1
+        return int(iters)
+
+    def _n_for(self, dim: int) -> int | None:
         n = self.options["n"]
-        if n is None and self.options["sampling_method"] != "simplicial":
+        if n is None and self._sampling(dim) != "simplicial":
             return 128
         return None if n is None else int(n)
 
     def _search_budget(self, n: int) -> int:
-        pts = self._n() or 2**n + 1
+        pts = self._n_for(n) or 2**n + 1
         # each sampled point, plus local minimisations (values and gradients)
-        return int(self.options["iters"]) * pts * (1 + 50 * n) + 1000
+        return self._iters(n) * pts * (1 + 50 * n) + 1000
 
     def _search(
         self,
@@ -451,14 +579,24 @@ class SHGO(BaseGlobalMinimizer):
         rng: np.random.Generator | None,
     ) -> Any:
         o = self.options
+        dim = len(bounds)
+        if dim > SHGO_MAX_DIM:
+            raise ValueError(
+                f"SHGO with {dim} parameters: its simplicial complex has 2^{dim} vertices and "
+                f"the triangulation runs away in time and memory above {SHGO_MAX_DIM} "
+                "parameters (inside scipy's C code, which Ctrl-C cannot stop); use "
+                "DifferentialEvolution, DualAnnealing or Direct (see docs/choosing.md)"
+            )
+        options = None if o.get("maxtime") is None else {"maxtime": float(o["maxtime"])}
         return scipy.optimize.shgo(
             evaluator.value,
             bounds,
-            n=self._n(),  # pyright: ignore[reportArgumentType]
-            iters=int(o["iters"]),
-            sampling_method=o["sampling_method"],
+            n=self._n_for(dim),  # pyright: ignore[reportArgumentType]
+            iters=self._iters(dim),
+            sampling_method=self._sampling(dim),
             minimizer_kwargs={"method": o["local_method"], "jac": evaluator.gradient},
             callback=lambda xk: progress.step(xk),
+            options=options,
         )
 
 
