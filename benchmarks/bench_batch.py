@@ -25,6 +25,16 @@ XLA's buffers; tracemalloc does not) sampled every 2 ms during ``minimize_batch`
 (compile included), its peak minus its value just before the call (after imports and
 data), and the process's own peak (``resource.getrusage(...).ru_maxrss``).
 
+The straggler case (issue 15; :func:`run_stragglers`, ``python -m benchmarks.bench_batch
+stragglers``): 10,000 members of ``y = b1 (1 - exp(-b2 x))`` (NIST Misra1a's model, true
+``(238.94, 5.5e-4)``), each with 5 to 20 points at random ``x`` in ``[0, 400]`` (NaN-padded
+to 20), noise 0.2, all from ``(250, 5e-4)``, ``LevenbergMarquardt(tol=1e-12)``. Most members
+take 4 to 10 iterations; a few (nearly degenerate ``b1``, ``b2``) take thousands. Against
+a scipy ``least_squares(method="lm")`` loop with the analytic Jacobian (default
+tolerances for the timing, ``1e-12`` ones for the reference fit) and optimistix's
+LevenbergMarquardt under ``jax.vmap``; zfitlite also with its regrouping of unfinished
+members switched off (``COMPACT_SIZES = ()``), which must give the same members.
+
 ``python -m benchmarks bench_batch``; ``ZFITLITE_BENCH_BATCH=2000`` for a quicker run.
 """
 
@@ -256,6 +266,198 @@ def run() -> dict[str, Any]:
     return out
 
 
+def straggler_data(batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """The straggler case: Misra1a's model, 5 to 20 points in ``[0, 400]``, NaN-padded."""
+    rng = np.random.default_rng(seed)
+    x = np.full((batch, 20), np.nan)
+    y = np.full((batch, 20), np.nan)
+    k = rng.integers(5, 21, batch)
+    for i in range(batch):
+        xi = rng.uniform(0.0, 400.0, k[i])
+        x[i, : k[i]] = xi
+        y[i, : k[i]] = 238.94 * (1 - np.exp(-5.5e-4 * xi)) + rng.normal(0.0, 0.2, k[i])
+    return {"x": x, "y": y}
+
+
+STRAGGLER_X0 = (250.0, 5e-4)
+
+
+def _misra_residuals(p: Any, x: Any, y: Any) -> Any:
+    import jax.numpy as jnp
+
+    return y - p[0] * (1.0 - jnp.exp(-p[1] * x))
+
+
+def run_stragglers_zfitlite(
+    data: dict[str, np.ndarray], repeat: int = REPEATS, regroup: bool = True
+) -> dict[str, Any]:
+    """``minimize_batch`` on the straggler case (``regroup=False``: no regrouping)."""
+    import zfitlite
+    from zfitlite.batch import vectorised
+    from zfitlite.minimize import LevenbergMarquardt
+
+    sizes = vectorised.COMPACT_SIZES
+    if not regroup:
+        vectorised.COMPACT_SIZES = ()
+    try:
+        loss = zfitlite.LeastSquares(_misra_residuals)
+
+        def call() -> Any:
+            return zfitlite.minimize_batch(
+                LevenbergMarquardt(tol=1e-12), loss, np.array(STRAGGLER_X0), (data["x"], data["y"])
+            )
+
+        t0 = time.perf_counter()
+        res = call()
+        first = time.perf_counter() - t0
+        warm = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            res = call()
+            warm.append(time.perf_counter() - t0)
+    finally:
+        vectorised.COMPACT_SIZES = sizes
+    return {
+        "x": res.x,
+        "ok": res.valid,
+        "niter": res.niter,
+        "status": res.status,
+        "first": first,
+        "warm": min(warm),
+        "info": {
+            k: res.info[k] for k in ("chunk_size", "nchunks", "rounds", "compactions", "pooled")
+        },
+        "counts": res.status_counts(),
+    }
+
+
+def run_stragglers_scipy(data: dict[str, np.ndarray], tight: bool) -> dict[str, Any]:
+    """A loop of ``least_squares(method="lm")`` with the analytic Jacobian (``tight``:
+    ``xtol = ftol = gtol = 1e-12``, the reference; else scipy's default tolerances)."""
+    from scipy.optimize import least_squares
+
+    def fun(p: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return y - p[0] * (1.0 - np.exp(-p[1] * x))
+
+    def jac(p: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        e = np.exp(-p[1] * x)
+        return np.column_stack([-(1.0 - e), -p[0] * x * e])
+
+    tols = {"xtol": 1e-12, "ftol": 1e-12, "gtol": 1e-12} if tight else {}
+    xs, ys = data["x"], data["y"]
+    out = np.full((len(ys), 2), np.nan)
+    ok = np.zeros(len(ys), dtype=bool)
+    t0 = time.perf_counter()
+    for i in range(len(ys)):
+        keep = np.isfinite(ys[i])
+        r = least_squares(
+            fun, STRAGGLER_X0, jac=jac, args=(xs[i][keep], ys[i][keep]), method="lm", **tols
+        )
+        out[i], ok[i] = r.x, r.success
+    return {"x": out, "ok": ok, "first": float("nan"), "warm": time.perf_counter() - t0}
+
+
+def run_stragglers_optimistix(data: dict[str, np.ndarray], repeat: int = REPEATS) -> dict:
+    """optimistix's LevenbergMarquardt under ``jax.vmap``, jitted (``max_steps=10_000``)."""
+    import jax
+    import jax.numpy as jnp
+    import optimistix as optx
+
+    jax.config.update("jax_enable_x64", True)
+    solver = optx.LevenbergMarquardt(rtol=1e-12, atol=1e-12)
+
+    def residuals(p: Any, args: tuple) -> Any:
+        x, y, mask = args
+        return jnp.where(mask, 0.0, y - p[0] * (1.0 - jnp.exp(-p[1] * x)))
+
+    def one(y0: Any, x: Any, y: Any) -> tuple:
+        mask = jnp.isnan(y)
+        sol = optx.least_squares(
+            residuals,
+            solver,
+            y0,
+            args=(jnp.where(mask, 0.0, x), jnp.where(mask, 0.0, y), mask),
+            max_steps=10_000,
+            throw=False,
+        )
+        return sol.value, sol.result == optx.RESULTS.successful
+
+    solve = jax.jit(jax.vmap(one))
+    x0 = jnp.tile(jnp.asarray(STRAGGLER_X0), (len(data["y"]), 1))
+    xs, ys = jnp.asarray(data["x"]), jnp.asarray(data["y"])
+    t0 = time.perf_counter()
+    x, ok = jax.block_until_ready(solve(x0, xs, ys))
+    first = time.perf_counter() - t0
+    warm = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        x, ok = jax.block_until_ready(solve(x0, xs, ys))
+        warm.append(time.perf_counter() - t0)
+    return {"x": np.asarray(x), "ok": np.asarray(ok), "first": first, "warm": min(warm)}
+
+
+def run_stragglers(batch: int = BATCH) -> dict[str, Any]:
+    """The straggler case: every solver, agreement with the tight scipy fit."""
+    warnings.simplefilter("ignore", RuntimeWarning)
+    data = straggler_data(batch)
+    out: dict[str, Any] = {"batch": batch}
+    out["zfitlite"] = run_stragglers_zfitlite(data)
+    out["zfitlite, no regrouping"] = run_stragglers_zfitlite(data, regroup=False)
+    out["scipy lm"] = run_stragglers_scipy(data, tight=False)
+    out["scipy lm, tight"] = run_stragglers_scipy(data, tight=True)
+    try:
+        out["optimistix"] = run_stragglers_optimistix(data)
+    except ImportError as exc:  # pragma: no cover - optional peer
+        out["optimistix"] = {"skipped": str(exc)}
+    ref = out["scipy lm, tight"]
+    for name in ("zfitlite", "zfitlite, no regrouping", "scipy lm", "optimistix"):
+        s = out[name]
+        if "x" in s:
+            rel = np.max(np.abs(s["x"] - ref["x"]) / np.maximum(np.abs(ref["x"]), 1e-12), axis=1)
+            s["agree_1e-6"] = int(np.sum(rel < 1e-6))
+    a, b = out["zfitlite"], out["zfitlite, no regrouping"]
+    out["same"] = {
+        "niter": bool(np.array_equal(a["niter"], b["niter"])),
+        "status": bool(np.array_equal(a["status"], b["status"])),
+        "max_rel_x": float(np.nanmax(np.abs(a["x"] - b["x"]) / np.abs(b["x"]))),
+    }
+    return out
+
+
+def main_stragglers() -> None:
+    r = run_stragglers()
+    n = r["batch"]
+    print(f"straggler case: {n} members, {os.cpu_count()} CPUs")
+    z = r["zfitlite"]
+    print(
+        f"zfitlite: iterations median {np.median(z['niter']):.0f}, max {z['niter'].max()}, "
+        f"> 100: {int(np.sum(z['niter'] > 100))}; {z['counts']}; {z['info']}"
+    )
+    print(f"regrouped vs not: {r['same']}")
+    print()
+    print("| solver | first call s | warm s | fits/s | agree with tight scipy to 1e-6 |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name in (
+        "zfitlite",
+        "zfitlite, no regrouping",
+        "scipy lm",
+        "scipy lm, tight",
+        "optimistix",
+    ):
+        s = r[name]
+        if "skipped" in s:
+            print(f"| {name} | skipped: {s['skipped']} | | | |")
+            continue
+        print(
+            f"| {name} | {s['first']:.2f} | {s['warm']:.3f} | {n / s['warm']:,.0f} | "
+            f"{s.get('agree_1e-6', n)}/{n} |"
+        )
+    print()
+    for peer in ("zfitlite, no regrouping", "scipy lm", "scipy lm, tight", "optimistix"):
+        if "warm" in r[peer]:
+            print(f"zfitlite / {peer}: {r[peer]['warm'] / z['warm']:.2f}x fits/s")
+
+
 def main() -> None:
     r = run()
     n = r["batch"]
@@ -301,4 +503,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["stragglers"]:
+        main_stragglers()
+    else:
+        main()
