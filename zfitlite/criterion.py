@@ -256,6 +256,24 @@ def scale_of(xp: Any, x0: Any, lower: Any, upper: Any) -> Any:
     return xp.maximum(xp.abs(x0), 1e-3 * width)
 
 
+def _masked_abs_eigh(xp: Any, g: Any, H: Any, free: Any) -> tuple[Any, Any, Any, Any]:
+    """``(g over the free parameters, eigenvectors, absolute eigenvalues floored, finite)``
+    of the symmetrised Hessian over the ``free`` parameters (held rows and columns become
+    the identity; a non-finite Hessian or gradient the identity too, with ``finite`` False).
+    Array operators only: the traced versions of the EDM and of the Newton-step test share it.
+    """
+    n = g.shape[0]
+    eye = xp.eye(n)
+    Hs = xp.where(free[:, None] & free[None, :], 0.5 * H + 0.5 * H.T, eye)
+    gm = xp.where(free, g, 0.0)
+    finite = xp.all(xp.isfinite(Hs)) & xp.all(xp.isfinite(gm))
+    Hs = xp.where(finite, Hs, eye)
+    w, v = xp.linalg.eigh(Hs)
+    absw = xp.abs(w)
+    w_pd = xp.maximum(absw, xp.maximum(xp.max(absw) * 1e-10, _TINY))
+    return gm, v, w_pd, finite
+
+
 def point_settled_ops(
     ops: Any,
     g: Any,
@@ -284,15 +302,7 @@ def point_settled_ops(
             np.asarray(scale),
         )
     xp = ops.xp
-    n = g.shape[0]
-    eye = xp.eye(n)
-    Hs = xp.where(free[:, None] & free[None, :], 0.5 * H + 0.5 * H.T, eye)
-    gm = xp.where(free, g, 0.0)
-    finite = xp.all(xp.isfinite(Hs)) & xp.all(xp.isfinite(gm))
-    Hs = xp.where(finite, Hs, eye)
-    w, v = xp.linalg.eigh(Hs)
-    absw = xp.abs(w)
-    w_pd = xp.maximum(absw, xp.maximum(xp.max(absw) * 1e-10, _TINY))
+    gm, v, w_pd, finite = _masked_abs_eigh(xp, g, H, free)
     h = xp.where(free, v @ ((v.T @ gm) / w_pd), 0.0)
     return finite & step_settled(xp, h, x, scale, edm_value, f, xtol, ftol)
 
@@ -386,15 +396,7 @@ def bounded_edm_ops(ops: Any, g: Any, H: Any, free: Any) -> Any:
     if not ops.compiles:
         return bounded_edm(g, H, free)
     xp = ops.xp
-    n = g.shape[0]
-    eye = xp.eye(n)
-    Hs = xp.where(free[:, None] & free[None, :], 0.5 * H + 0.5 * H.T, eye)
-    gm = xp.where(free, g, 0.0)
-    finite = xp.all(xp.isfinite(Hs)) & xp.all(xp.isfinite(gm))
-    Hs = xp.where(finite, Hs, eye)
-    w, v = xp.linalg.eigh(Hs)
-    absw = xp.abs(w)
-    w_pd = xp.maximum(absw, xp.maximum(xp.max(absw) * 1e-10, _TINY))
+    gm, v, w_pd, finite = _masked_abs_eigh(xp, g, H, free)
     y = v.T @ gm
     e = 0.5 * xp.sum(y * y / w_pd)  # equals g^T H^-1 g / 2 where H is positive definite
     return xp.where(finite & xp.isfinite(e) & (e >= 0), e, xp.inf)
