@@ -164,13 +164,21 @@ def run_optimistix(data: dict[str, np.ndarray], repeat: int = REPEATS) -> dict[s
     solve = jax.jit(jax.vmap(one))
     x0 = jnp.tile(jnp.asarray(X0), (len(data["y"]), 1))
     t, y = jnp.asarray(data["t"]), jnp.asarray(data["y"])
+    return _timed_jax(solve, (x0, t, y), repeat)
+
+
+def _timed_jax(solve: Any, args: tuple, repeat: int) -> dict[str, Any]:
+    """First call (compile included) and best warm call of a jitted ``solve(*args)`` that
+    returns ``(x, ok)``."""
+    import jax
+
     t0 = time.perf_counter()
-    x, ok = jax.block_until_ready(solve(x0, t, y))
+    x, ok = jax.block_until_ready(solve(*args))
     first = time.perf_counter() - t0
     warm = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        x, ok = jax.block_until_ready(solve(x0, t, y))
+        x, ok = jax.block_until_ready(solve(*args))
         warm.append(time.perf_counter() - t0)
     return {"x": np.asarray(x), "ok": np.asarray(ok), "first": first, "warm": min(warm)}
 
@@ -385,15 +393,7 @@ def run_stragglers_optimistix(data: dict[str, np.ndarray], repeat: int = REPEATS
     solve = jax.jit(jax.vmap(one))
     x0 = jnp.tile(jnp.asarray(STRAGGLER_X0), (len(data["y"]), 1))
     xs, ys = jnp.asarray(data["x"]), jnp.asarray(data["y"])
-    t0 = time.perf_counter()
-    x, ok = jax.block_until_ready(solve(x0, xs, ys))
-    first = time.perf_counter() - t0
-    warm = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        x, ok = jax.block_until_ready(solve(x0, xs, ys))
-        warm.append(time.perf_counter() - t0)
-    return {"x": np.asarray(x), "ok": np.asarray(ok), "first": first, "warm": min(warm)}
+    return _timed_jax(solve, (x0, xs, ys), repeat)
 
 
 def run_stragglers(batch: int = BATCH) -> dict[str, Any]:
