@@ -40,6 +40,7 @@ from ..criterion import (
 )
 from ..matrix_free import dense_ok, measure_auto
 from ..status import Status
+from ._trust_krylov import TRUST_KRYLOV
 from .base import BaseMinimizer, ScipyProgress, SolverOutput
 from .rounds import run_rounds, tighten
 from .scipy_methods import (
@@ -422,7 +423,10 @@ def run_minimize(
             same = last.last_x is not None and np.array_equal(last.last_x, x)
             progress(scipy.optimize.OptimizeResult(x=x, fun=last.last_value if same else np.nan))
 
-    kwargs: dict[str, Any] = {"method": method.name, "options": dict(opts), "callback": callback}
+    # trust-krylov with a clean trlib workspace: scipy's reads uninitialised memory, so its
+    # steps would depend on what the process freed before (zfitlite.solvers._trust_krylov)
+    name: Any = TRUST_KRYLOV if method.name == "trust-krylov" else method.name
+    kwargs: dict[str, Any] = {"method": name, "options": dict(opts), "callback": callback}
     if method.gradient:
         fun = evaluator.value_gradient
         kwargs["jac"] = True
