@@ -63,6 +63,7 @@ __all__ = [
     "ScipyMethod",
     "ScipyRoundsMinimizer",
     "StartInfo",
+    "best_point",
     "bounded_edm",
     "bounded_methods",
     "dense_or_none",
@@ -271,6 +272,7 @@ class ScipyRoundsMinimizer(BaseMinimizer):
                 next_round,
                 stuck=stuck,
                 settled=lambda m: settled_measure(m, self.tol, scale),
+                best=lambda: best_point(evaluator, params),
             )
         except np.linalg.LinAlgError as exc:
             return self._linalg_failure(evaluator, exc, state["round"], niter)
@@ -330,6 +332,13 @@ class ScipyRoundsMinimizer(BaseMinimizer):
         )
         out.extras = {"rounds": round_}
         return out
+
+
+def best_point(evaluator: Any, params: Any) -> np.ndarray | None:
+    """The lowest finite point the evaluator saw (on the bounds as a round's end is), or None."""
+    if not np.isfinite(evaluator.best_value):
+        return None
+    return onto_bounds(np.asarray(evaluator.best_x, dtype=np.float64), params)
 
 
 def niter_of(res: Any) -> int:
