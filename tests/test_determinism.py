@@ -35,6 +35,7 @@ from zfitlite.minimize import (
     ScipyPowell,
     ScipySLSQP,
     ScipyTrustConstr,
+    ScipyTrustKrylov,
 )
 from zfitlite.result import FitResult
 
@@ -97,6 +98,8 @@ CASES: dict[str, tuple[Callable[[], BaseMinimizer], tuple[str, ...], Any]] = {
     "ScipyNewtonCG": (ScipyNewtonCG, ("jax",), FREE),
     "ScipyLBFGSB": (ScipyLBFGSB, ("numpy", "jax"), BOXED),
     "ScipyTrustConstr": (ScipyTrustConstr, ("jax",), BOXED),
+    # trlib's workspace is uninitialised memory in scipy; zfitlite zeroes it
+    "ScipyTrustKrylov": (ScipyTrustKrylov, ("numpy", "jax"), FREE),
     "ScipySLSQP": (ScipySLSQP, ("numpy",), BOXED),
     "ScipyNelderMead": (ScipyNelderMead, ("numpy",), BOXED),
     "ScipyPowell": (ScipyPowell, ("numpy",), BOXED),

@@ -40,6 +40,7 @@ from ..criterion import (
 )
 from ..matrix_free import dense_ok, measure_auto
 from ..status import Status
+from ._trust_krylov import TRUST_KRYLOV
 from .base import BaseMinimizer, ScipyProgress, SolverOutput
 from .rounds import run_rounds, tighten
 from .scipy_methods import (
@@ -62,6 +63,7 @@ __all__ = [
     "ScipyMethod",
     "ScipyRoundsMinimizer",
     "StartInfo",
+    "best_point",
     "bounded_edm",
     "bounded_methods",
     "dense_or_none",
@@ -270,6 +272,7 @@ class ScipyRoundsMinimizer(BaseMinimizer):
                 next_round,
                 stuck=stuck,
                 settled=lambda m: settled_measure(m, self.tol, scale),
+                best=lambda: best_point(evaluator, params),
             )
         except np.linalg.LinAlgError as exc:
             return self._linalg_failure(evaluator, exc, state["round"], niter)
@@ -329,6 +332,13 @@ class ScipyRoundsMinimizer(BaseMinimizer):
         )
         out.extras = {"rounds": round_}
         return out
+
+
+def best_point(evaluator: Any, params: Any) -> np.ndarray | None:
+    """The lowest finite point the evaluator saw (on the bounds as a round's end is), or None."""
+    if not np.isfinite(evaluator.best_value):
+        return None
+    return onto_bounds(np.asarray(evaluator.best_x, dtype=np.float64), params)
 
 
 def niter_of(res: Any) -> int:
@@ -422,7 +432,10 @@ def run_minimize(
             same = last.last_x is not None and np.array_equal(last.last_x, x)
             progress(scipy.optimize.OptimizeResult(x=x, fun=last.last_value if same else np.nan))
 
-    kwargs: dict[str, Any] = {"method": method.name, "options": dict(opts), "callback": callback}
+    # trust-krylov with a clean trlib workspace: scipy's reads uninitialised memory, so its
+    # steps would depend on what the process freed before (zfitlite.solvers._trust_krylov)
+    name: Any = TRUST_KRYLOV if method.name == "trust-krylov" else method.name
+    kwargs: dict[str, Any] = {"method": name, "options": dict(opts), "callback": callback}
     if method.gradient:
         fun = evaluator.value_gradient
         kwargs["jac"] = True

@@ -104,6 +104,7 @@ def run_rounds(
     stuck: Callable[[Any, Measure, np.ndarray], bool] | None = None,
     report: Callable[[int, Any, Measure], None] | None = None,
     settled: Callable[[Measure], bool] | None = None,
+    best: Callable[[], np.ndarray | None] | None = None,
 ) -> Rounds:
     """Run rounds until the EDM goal holds, a hook halts, or the rounds are spent.
 
@@ -130,6 +131,11 @@ def run_rounds(
         ``settled(measure) -> bool``: numerically settled
         (:func:`zfitlite.criterion.settled_measure`); a round below the goal that is not
         settled goes on polishing. None: the goal alone.
+    best : callable, optional
+        ``best() -> x or None``: the lowest point the fit evaluated (the evaluator's
+        ``best_x``). When a polishing round fails (e.g. its solver steps to NaN) after it
+        got further than the last round's end, the fit ends there instead, if that point
+        is measured finite, no higher and below the goal; None: the last round's end.
     """
     m: Measure | None = None
     res: Any = None
@@ -145,6 +151,8 @@ def run_rounds(
             m_new = measure(x_end)
         except (np.linalg.LinAlgError, FailMinimizeNaN, MaximumIterationReached):
             if polishing:
+                assert m is not None
+                m = _best_reached(best, measure, m)
                 status = Status.CONVERGED
                 break
             raise
@@ -177,3 +185,28 @@ def run_rounds(
         next_round(res, m, round_)
     assert m is not None
     return Rounds(measure=m, result=res, rounds=round_, status=status, improved=improved)
+
+
+def _best_reached(
+    best: Callable[[], np.ndarray | None] | None,
+    measure: Callable[[np.ndarray], Measure],
+    m: Measure,
+) -> Measure:
+    """The measure at the best point a failed polishing round reached, or ``m``.
+
+    A polishing round can get much closer before its solver fails (trust-krylov on
+    Rosenbrock: from f = 5e-9 to 4e-17, then a step to NaN); the fit keeps that progress
+    when the point measures finite, no higher than ``m`` and below the goal.
+    """
+    if best is None:
+        return m
+    x = best()
+    if x is None or x.shape != m.x.shape or np.array_equal(x, m.x):
+        return m
+    try:
+        m_best = measure(x)
+    except (np.linalg.LinAlgError, FailMinimizeNaN, MaximumIterationReached):
+        return m
+    if np.isfinite(m_best.f) and m_best.f <= m.f and m_best.edm < m_best.goal:
+        return m_best
+    return m
