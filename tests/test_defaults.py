@@ -118,6 +118,21 @@ def test_tiny_residual_scalar_loss_is_not_valid_at_a_wrong_point(minimizer, name
         assert result.message
 
 
+@needs_nist
+def test_minuit_checks_valid_with_the_hessian_of_its_edm():
+    """Bennett5 start 1 (condition 1e17): Migrad stops 1.2 digits from the minimum, F within
+    0.2 % of the certified RSS. Minuit's Hesse puts the smallest eigenvalue 1e6 too high,
+    which made the Newton step look settled (2e-8); the exact Hessian's step is 6 %."""
+    problem = load_problem("Bennett5")
+    result = Minuit().minimize(_scalar_rss(problem), problem.starts[0])
+    if result.valid:
+        assert digits(result.x, problem.certified) >= 4, result
+    else:
+        assert "Newton step" in result.message
+    # the errors still come from Minuit's Hesse
+    assert result.info["minuit"]["has_covariance"]
+
+
 @pytest.mark.parametrize("minimizer", [LevenbergMarquardt, ScipyBFGS, ScipyLBFGSB, Minuit])
 def test_zero_residual_rosenbrock_still_converges(minimizer):
     """f -> 0 at the minimum: EDM / f stays of order one, the relative step settles it."""
