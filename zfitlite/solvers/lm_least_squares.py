@@ -475,20 +475,21 @@ def _secant_step(ops: ArrayOps, st: LSQState, cfg: LSQSettings, z: Any, lam: Any
     m, n = st.J.shape
     goal = lsq_goal(xp, cfg.tol_errordef, st.f, _observed(xp, cfg, m), n)
     D = st.D
-    # scaled coordinates z = D h: A^T A + D^-1 S D^-1 with A = J / D (from the SVD)
-    AtA = (st.Vt.T * (st.s * st.s)) @ st.Vt
-    M = AtA + st.S / D[:, None] / D[None, :]
-    g_scaled = st.Vt.T @ (st.s * st.uf)  # A^T r
-    za, ok = ops.cholesky_solve(0.5 * (M + M.T), -g_scaled)
     full_rank = _significant(st.s).all() & (st.s.shape[0] == n)
-    use = (
-        (st.edm < goal)
-        & (lam == 0)
-        & ok
-        & full_rank
-        & (xp.sqrt(za @ za) <= st.delta)
-        & xp.any(st.S != 0)
-    )
+    polishing = (st.edm < goal) & (lam == 0) & full_rank & xp.any(st.S != 0)
+
+    def augmented(_: Any) -> tuple[Any, Any]:
+        # scaled coordinates z = D h: A^T A + D^-1 S D^-1 with A = J / D (from the SVD)
+        AtA = (st.Vt.T * (st.s * st.s)) @ st.Vt
+        M = AtA + st.S / D[:, None] / D[None, :]
+        g_scaled = st.Vt.T @ (st.s * st.uf)  # A^T r
+        return ops.cholesky_solve(0.5 * (M + M.T), -g_scaled)
+
+    def skip(_: Any) -> tuple[Any, Any]:
+        return z, xp.asarray(False)
+
+    za, ok = ops.cond(polishing, augmented, skip, None)
+    use = polishing & ok & (xp.sqrt(za @ za) <= st.delta)
     return ops.where(use, za, z), use
 
 
