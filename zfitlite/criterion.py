@@ -17,7 +17,14 @@ local polish inside the global ones):
 
 A minimizer stops as converged when both hold. Close to a minimum Newton-type steps
 converge quadratically, so going from (1) to (2) costs one or two more iterations and
-gives the answer to full precision, not only to a fraction of its uncertainty. A fit
+gives the answer to full precision, not only to a fraction of its uncertainty. Gauss-Newton
+steps converge only linearly where the residuals do not vanish at the minimum; the
+least-squares Levenberg-Marquardt therefore polishes from (1) to (2) with NL2SOL's
+structured secant model (:mod:`zfitlite.solvers.lm_least_squares`). Measured on NIST
+StRD (54 cases, ``LevenbergMarquardt()`` on ``LeastSquares``, JAX, defaults; shared 2-core
+machine under load): stopping at (1) alone, 12 cases at 6 correct digits at a median of 8
+residual evaluations; (1) and (2) with Gauss-Newton polishing, 53 at 11; with the secant
+polish, 54 at 10 (ENSO and Thurber 33-45 -> 14-25). A fit
 that can no longer find a lower point (floating-point precision exhausted) is converged
 when (1) holds; ``valid`` then also needs the looser form of (2) in :func:`trustworthy`
 (a Newton step of at most :data:`VALID_XTOL` relative, or an EDM of at most

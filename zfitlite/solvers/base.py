@@ -86,6 +86,11 @@ class SolverOutput:
     #: True when ``hessian`` is positive semi-definite by construction (Gauss-Newton's
     #: ``2 J^T J``): the result then skips the negative-curvature test
     hessian_psd: bool = False
+    #: The Hessian the EDM was measured with at ``x`` (exact, or the evaluator's numerical
+    #: one), where ``hessian`` is another approximation kept for the uncertainties
+    #: (Minuit's Hesse): the scale-free and negative-curvature checks behind ``valid`` read
+    #: this one, so that they test the same Hessian as the EDM. None: ``hessian``.
+    measured_hessian: np.ndarray | None = None
 
 
 class ScipyProgress:
@@ -562,8 +567,10 @@ class BaseMinimizer(GraphCachable):
             status = Status.NOT_CONVERGED
             message = None
         elif status is Status.CONVERGED and H is not None and g is not None and not out.hessian_psd:
-            curvature = _negative_curvature(out.x, g, H, params)
-            doubt = None if curvature is not None else _scale_doubt(out.x, g, H, e, fmin, params)
+            # the checks use the Hessian the EDM was measured with (see SolverOutput)
+            Hm = H if out.measured_hessian is None else out.measured_hessian
+            curvature = _negative_curvature(out.x, g, Hm, params)
+            doubt = None if curvature is not None else _scale_doubt(out.x, g, Hm, e, fmin, params)
             if doubt is not None:
                 status = Status.NOT_CONVERGED
                 message = f"{Status.NOT_CONVERGED.message}: {doubt}"

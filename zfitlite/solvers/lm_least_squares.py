@@ -21,6 +21,18 @@ Optional geodesic acceleration (Transtrum & Sethna 2012): with the velocity step
 the acceleration ``a`` solves the same damped system with ``J^T r''``; the step
 ``v + a/2`` is taken when ``2 ||D a|| / ||D v|| <= alpha``.
 
+Polishing steps (structured secant, Dennis, Gay & Welsch 1981, as in NL2SOL): on a
+problem whose residuals do not vanish at the minimum Gauss-Newton converges only
+linearly, at the rate set by the neglected curvature ``S = sum_i r_i Hess(r_i)`` (0.6 per
+iteration on NIST ENSO, MGH09, Thurber). Every accepted step updates a secant estimate of
+``S`` from the Jacobians and residuals at both ends (no extra evaluation); once the fit is
+statistically converged (``EDM < goal``) and the Gauss-Newton step lies inside the trust
+region, the step of the augmented model ``J^T J + S`` is taken instead when that model is
+positive definite and its step fits the region too. The last steps then converge
+superlinearly, so reaching the numerically settled point costs fewer evaluations. Before the
+goal holds (far from the minimum, where one secant pair is a poor estimate) the step is
+Levenberg-Marquardt's.
+
 Bounds: a parameter sitting on a bound with the gradient pushing outwards is held
 (its column masked out of the step), and every trial point is clipped into the box.
 
@@ -134,6 +146,7 @@ class LSQState(NamedTuple):
     njev: Array  # int: Jacobian evaluations
     nreject: Array  # int: consecutive rejected steps
     status: Array  # int: RUNNING or a Status value
+    S: Array  # (n, n) secant estimate of the residual curvature sum_i r_i Hess(r_i)
 
 
 def _observed(xp: Any, cfg: LSQSettings, m: int) -> Any:
@@ -301,6 +314,7 @@ def lsq_init(
         njev=zero,
         nreject=zero,
         status=status,
+        S=xp.zeros((n, n)),
     )
 
 
@@ -343,6 +357,7 @@ def lsq_step(
     xp = ops.xp
     fresh = st.njev == 0
     z, lam = trust_region_step(ops, st.s, st.uf, st.Vt, st.delta)
+    z, secant = _secant_step(ops, st, cfg, z, lam)
     h = z / st.D
     nfev = st.nfev
     if geodesic:
@@ -351,13 +366,13 @@ def lsq_step(
         nfev = nfev + ops.where(fresh, 0, fns.fd_cost)
         a_scaled = -(st.Vt.T @ (_inverse_factors(xp, st.s, lam) * (st.U.T @ rpp)))
         ratio = 2.0 * xp.sqrt(a_scaled @ a_scaled) / xp.maximum(xp.sqrt(z @ z), 1e-300)
-        use = xp.isfinite(a_scaled).all() & (ratio <= cfg.geodesic_alpha)
+        use = xp.isfinite(a_scaled).all() & (ratio <= cfg.geodesic_alpha) & ~secant
         h = ops.where(use, h + 0.5 * a_scaled / st.D, h)
     x_new = xp.clip(st.x + h, lower, upper)
     h = x_new - st.x
     Jh = st.J @ h
     dirder = st.r @ Jh
-    pred = -2.0 * dirder - Jh @ Jh
+    pred = -2.0 * dirder - Jh @ Jh - ops.where(secant, h @ (st.S @ h), 0.0)
     tiny = ~(xp.abs(h) > 4 * _EPS * xp.abs(st.x)).any()
 
     def evaluate(x_new: Any) -> tuple[Any, Any]:
@@ -398,6 +413,7 @@ def lsq_step(
 
     ok, J_new, (D, U, s, Vt, uf, e) = ops.cond(accept, refresh, keep, None)
     moved = accept & ok
+    S = ops.where(moved & ~fresh, _secant_update(xp, st.S, h, st.J, st.r, J_new, r_new), st.S)
     xnorm = xp.sqrt(((D * x_new) ** 2).sum())
     delta = ops.where(fresh, cfg.factor * ops.where(xnorm > 0, xnorm, 1.0), delta)
     new = LSQState(
@@ -418,8 +434,63 @@ def lsq_step(
         njev=st.njev + ops.where(accept, 1, 0),
         nreject=ops.where(moved, 0, st.nreject + 1),
         status=ops.where(fresh & ~ok, int(Status.NONFINITE), st.status),
+        S=S,
     )
     return new._replace(status=_check_done(ops, new, cfg))
+
+
+def _secant_update(xp: Any, S: Any, h: Any, J: Any, r: Any, J_new: Any, r_new: Any) -> Any:
+    """The structured secant update of ``S ~ sum_i r_i Hess(r_i)`` after the step ``h``
+    (Dennis, Gay and Welsch 1981, NL2SOL): ``S h = y# = (J_new - J)^T r_new`` with the
+    symmetric rank-two update that is closest in the metric of ``y = J_new^T r_new - J^T r``,
+    after sizing ``S`` down by ``min(1, |h^T y#| / |h^T S h|)``. Costs no evaluation: the
+    Jacobians and residuals at both ends are known. Skipped when ``y^T h <= 0`` or the
+    result is not finite.
+    """
+    ysharp = (J_new - J).T @ r_new
+    y = J_new.T @ r_new - J.T @ r
+    ys = y @ h
+    shs = h @ (S @ h)
+    size = xp.minimum(1.0, xp.abs(h @ ysharp) / xp.where(shs != 0, xp.abs(shs), 1.0))
+    S0 = S * xp.where(shs != 0, size, 1.0)
+    w = ysharp - S0 @ h
+    ys_safe = xp.where(ys > 0, ys, 1.0)
+    upd = (xp.outer(w, y) + xp.outer(y, w)) / ys_safe - (w @ h) * xp.outer(y, y) / ys_safe**2
+    S_new = S0 + upd
+    good = (ys > 0) & xp.all(xp.isfinite(S_new))
+    return xp.where(good, S_new, S)
+
+
+def _secant_step(ops: ArrayOps, st: LSQState, cfg: LSQSettings, z: Any, lam: Any) -> tuple:
+    """The polishing step: once the fit is statistically converged (``EDM < goal``) and the
+    Gauss-Newton step is inside the trust region, the Newton step of the augmented model
+    ``J^T J + S`` (:func:`_secant_update`) replaces it when that model is positive definite
+    and its step fits in the region too. Gauss-Newton converges only linearly on a problem
+    whose residuals do not vanish at the minimum (rate: the relative size of ``S``); the
+    secant term makes the last steps superlinear (NL2SOL's augmented model). Returns the
+    scaled step and whether it is the secant one. Nothing changes while all parameters are
+    not free (a held parameter keeps the Gauss-Newton step).
+    """
+    xp = ops.xp
+    m, n = st.J.shape
+    goal = lsq_goal(xp, cfg.tol_errordef, st.f, _observed(xp, cfg, m), n)
+    D = st.D
+    full_rank = _significant(st.s).all() & (st.s.shape[0] == n)
+    polishing = (st.edm < goal) & (lam == 0) & full_rank & xp.any(st.S != 0)
+
+    def augmented(_: Any) -> tuple[Any, Any]:
+        # scaled coordinates z = D h: A^T A + D^-1 S D^-1 with A = J / D (from the SVD)
+        AtA = (st.Vt.T * (st.s * st.s)) @ st.Vt
+        M = AtA + st.S / D[:, None] / D[None, :]
+        g_scaled = st.Vt.T @ (st.s * st.uf)  # A^T r
+        return ops.cholesky_solve(0.5 * (M + M.T), -g_scaled)
+
+    def skip(_: Any) -> tuple[Any, Any]:
+        return z, xp.asarray(False)
+
+    za, ok = ops.cond(polishing, augmented, skip, None)
+    use = polishing & ok & (xp.sqrt(za @ za) <= st.delta)
+    return ops.where(use, za, z), use
 
 
 _FD_GEODESIC_STEP = 0.1
