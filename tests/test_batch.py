@@ -448,7 +448,9 @@ def test_dask_cluster_recomputes_the_chunk_of_a_killed_worker(executor_data, tmp
     distributed = pytest.importorskip("distributed")
     marker = tmp_path / "killed"
     monkeypatch.setenv(problems.KILL_MARKER_ENV, str(marker))
-    plain = _run(None, executor_data)
+    # the workers' chunk shape: the program compiled here reaches them through JAX's
+    # persistent cache (zfitlite's default), so they do not compile it again
+    plain = _run(None, executor_data, chunk_size=5)
     with (
         distributed.LocalCluster(
             n_workers=2,
