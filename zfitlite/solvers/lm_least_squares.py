@@ -27,8 +27,9 @@ linearly, at the rate set by the neglected curvature ``S = sum_i r_i Hess(r_i)``
 iteration on NIST ENSO, MGH09, Thurber). Every accepted step updates a secant estimate of
 ``S`` from the Jacobians and residuals at both ends (no extra evaluation); once the fit is
 statistically converged (``EDM < goal``) and the Gauss-Newton step lies inside the trust
-region, the step of the augmented model ``J^T J + S`` is taken instead when that model is
-positive definite and its step fits the region too. The last steps then converge
+region, the step of the augmented model ``J^T J + S`` is taken instead when its solve
+(fixed-point sweeps on the loop's SVD, no new factorisation) converges and its step fits
+the region too. The last steps then converge
 superlinearly, so reaching the numerically settled point costs fewer evaluations. Before the
 goal holds (far from the minimum, where one secant pair is a poor estimate) the step is
 Levenberg-Marquardt's.
