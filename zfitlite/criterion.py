@@ -29,6 +29,9 @@ that can no longer find a lower point (floating-point precision exhausted) is co
 when (1) holds; ``valid`` then also needs the looser form of (2) in :func:`trustworthy`
 (a Newton step of at most :data:`VALID_XTOL` relative, or an EDM of at most
 :data:`VALID_FTOL` ``|f|``), else the result says why not.
+Where a wrapped method (scipy's, Migrad) stalls below the goal short of (2), the rounds
+loop finishes with loss-decreasing Newton steps from the Hessian the EDM was measured with
+(:func:`zfitlite.solvers.rounds.newton_finish`).
 
 (2) is also what keeps ``valid`` honest on a loss whose ``errordef`` does not match its
 scale (:func:`trustworthy`): a sum of squares declared with ``errordef=1`` whose

@@ -273,6 +273,8 @@ class ScipyRoundsMinimizer(BaseMinimizer):
                 stuck=stuck,
                 settled=lambda m: settled_measure(m, self.tol, scale),
                 best=lambda: best_point(evaluator, params),
+                value=evaluator.value,
+                bounds=(params.lower, params.upper) if params.has_bounds else None,
             )
         except np.linalg.LinAlgError as exc:
             return self._linalg_failure(evaluator, exc, state["round"], niter)

@@ -293,6 +293,8 @@ class Minuit(BaseMinimizer):
             halt=halt,
             report=report,
             settled=lambda here: settled_measure(here, self.tol, scale),
+            value=evaluator.value,
+            bounds=(lower, upper) if params.has_bounds else None,
         )
         status = Status.NOT_CONVERGED if done.status is None else done.status
         rounds = done.rounds

@@ -13,6 +13,20 @@ after one that reached the goal only *polishes*: if it fails (a linear-algebra e
 non-finite loss, the call budget, a ``halt``) or ends no better, the fit is converged at
 the last point. On the last round, or when stuck, ``EDM < goal`` alone counts as
 converged (the result then checks it is trustworthy, :func:`zfitlite.criterion.trustworthy`).
+
+**Newton finish** (:func:`newton_finish`): a wrapped method can stall below the goal
+without reaching the numerically settled point (Migrad returning the same point round
+after round, Nelder-Mead's next round spending its budget and ending no better). When a
+round ends below the goal but not settled (before running the method again), and when the
+loop ends as converged but not settled, the loop takes Newton steps from that point with
+the gradient and Hessian the measure already holds (on the positive-definite part of the
+Hessian, over the parameters not held by a bound, clipped into the box): a step is kept
+only where the loss decreases (halving it up to :data:`FINISH_HALVINGS` times; a
+non-finite trial is rejected), the new point is measured, and this repeats up to
+:data:`FINISH_STEPS` times while the point improves and is not settled; settled, the fit
+is converged without another round. With an exact Hessian this converges quadratically (Hahn1
+with Minuit: 3 correct digits -> 10). Every trial goes through the evaluator (counted,
+within ``maxiter``; a spent budget ends the finish at the last accepted point).
 """
 
 from __future__ import annotations
@@ -22,12 +36,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
-from ..criterion import EPS, FTOL_REL, Measure
+from ..criterion import EPS, FTOL_REL, Measure, _cholesky, make_posdef
 from ..exceptions import FailMinimizeNaN, MaximumIterationReached
 from ..status import Status
 
-__all__ = ["Rounds", "run_rounds", "tighten"]
+__all__ = ["FINISH_HALVINGS", "FINISH_STEPS", "Rounds", "newton_finish", "run_rounds", "tighten"]
+
+#: At most this many Newton steps in :func:`newton_finish`.
+FINISH_STEPS = 5
+#: A rejected Newton step is halved at most this many times.
+FINISH_HALVINGS = 4
 
 
 def tighten(
@@ -105,6 +125,8 @@ def run_rounds(
     report: Callable[[int, Any, Measure], None] | None = None,
     settled: Callable[[Measure], bool] | None = None,
     best: Callable[[], np.ndarray | None] | None = None,
+    value: Callable[[np.ndarray], float] | None = None,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Rounds:
     """Run rounds until the EDM goal holds, a hook halts, or the rounds are spent.
 
@@ -136,7 +158,19 @@ def run_rounds(
         ``best_x``). When a polishing round fails (e.g. its solver steps to NaN) after it
         got further than the last round's end, the fit ends there instead, if that point
         is measured finite, no higher and below the goal; None: the last round's end.
+    value : callable, optional
+        ``value(x) -> float``: the loss (the evaluator's, counted). With ``settled``, it
+        enables the Newton finish (:func:`newton_finish`) on a stalled round and at a
+        converged end that is not settled; None: no finish.
+    bounds : (lower, upper), optional
+        The box the finishing steps are clipped into.
     """
+
+    def finish(m: Measure) -> Measure:
+        if value is None or settled is None or settled(m):
+            return m
+        return newton_finish(m, value, measure, settled, bounds, steps=FINISH_STEPS)
+
     m: Measure | None = None
     res: Any = None
     improved = True
@@ -176,6 +210,12 @@ def run_rounds(
         if m.edm < m.goal and (settled is None or settled(m)):
             status = Status.CONVERGED
             break
+        if m.edm < m.goal:  # below the goal, not settled: Newton finish before another round
+            m = finish(m)
+            x = m.x
+            if settled is not None and settled(m):
+                status = Status.CONVERGED
+                break
         if round_ == max_rounds or is_stuck:
             if m.edm < m.goal:  # statistically converged; the result checks it is trustworthy
                 status = Status.CONVERGED
@@ -184,7 +224,75 @@ def run_rounds(
             break
         next_round(res, m, round_)
     assert m is not None
+    if status is Status.CONVERGED:
+        m = finish(m)
     return Rounds(measure=m, result=res, rounds=round_, status=status, improved=improved)
+
+
+def newton_finish(
+    m: Measure,
+    value: Callable[[np.ndarray], float],
+    measure: Callable[[np.ndarray], Measure],
+    settled: Callable[[Measure], bool],
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    steps: int | None = None,
+    halvings: int | None = None,
+) -> Measure:
+    """Newton steps from ``m`` while they lower the loss and the point is not settled.
+
+    The step ``-H^-1 g`` on the positive-definite part of ``m.H`` (as
+    :func:`zfitlite.criterion.newton_step_rel`), over ``m.free`` (a parameter held by its
+    bound stays there), clipped into ``bounds``; halved up to ``halvings`` times until
+    ``value`` is lower (a non-finite or failed trial counts as not lower). The accepted
+    point is measured and kept when finite, no higher and, where ``m`` was below the goal,
+    still below it. Stops when a step fails, the budget is spent, or ``settled`` holds.
+    ``steps``, ``halvings``: default :data:`FINISH_STEPS`, :data:`FINISH_HALVINGS`.
+    """
+    steps = FINISH_STEPS if steps is None else steps
+    halvings = FINISH_HALVINGS if halvings is None else halvings
+    for _ in range(steps):
+        if m.H is None or settled(m) or not m.free.any():
+            break
+        free = m.free
+        g, H = m.g[free], m.H[np.ix_(free, free)]
+        if not (np.isfinite(g).all() and np.isfinite(H).all()) or not g.any():
+            break
+        with np.errstate(all="ignore"):
+            try:
+                c = _cholesky(make_posdef(H)[0])
+            except np.linalg.LinAlgError:
+                break
+            if c is None:
+                break
+            h = -scipy.linalg.cho_solve(c, g)
+        if not np.isfinite(h).all():
+            break
+        x_new = None
+        t = 1.0
+        try:
+            for _ in range(halvings + 1):
+                x = m.x.copy()
+                x[free] += t * h
+                if bounds is not None:
+                    x = np.minimum(np.maximum(x, bounds[0]), bounds[1])
+                if np.array_equal(x, m.x):
+                    break
+                f = value(x)
+                if np.isfinite(f) and f < m.f:
+                    x_new = x
+                    break
+                t *= 0.5
+            if x_new is None:
+                break
+            m_new = measure(x_new)
+        except (np.linalg.LinAlgError, FailMinimizeNaN, MaximumIterationReached):
+            break
+        if not (np.isfinite(m_new.f) and m_new.f <= m.f):
+            break
+        if m.edm < m.goal and not m_new.edm < m_new.goal:
+            break
+        m = m_new
+    return m
 
 
 def _best_reached(
