@@ -39,7 +39,7 @@ def test_the_table_names_its_machine_and_command():
         (
             "cli",
             "demo (`zfitlite`, cache off)",
-            lambda wall, cpu: f"run the demo (three fits; {wall:.0f} s, {cpu:.1f} s of CPU",
+            lambda wall, cpu: f"run the demo (four fits; {wall:.0f} s, {cpu:.1f} s of CPU",
         ),
         (
             "choosing.md",

@@ -18,8 +18,8 @@ __all__ = ["build_parser", "main"]
 
 _EPILOG = """\
 examples:
-  zfitlite                      run the demo (three fits; 14 s, 8.6 s of CPU, on a
-                                loaded 2-core machine: docs/benchmarks.md, first calls)
+  zfitlite                      run the demo (four fits; 20 s, 29.2 s of CPU, on a
+                                quiet 2-core machine: docs/benchmarks.md, first calls)
   zfitlite demo --quiet         the demo, printing only its last line
   zfitlite bench --list         list the benchmarks (needs a source checkout)
   zfitlite bench nist batch     run two of them
