@@ -307,6 +307,7 @@ def test_a_saddle_point_is_never_a_valid_minimum(minimizer):
     assert not result.valid
     assert result.status is Status.NOT_CONVERGED
     assert "negative eigenvalue (-1 of its largest)" in result.message
+    assert "below tol * errordef" in result.message and "above" not in result.message
 
 
 def test_noise_swamping_numerical_derivatives_is_not_convergence():

@@ -42,7 +42,7 @@ from ..matrix_free import dense_ok, measure_auto
 from ..status import Status
 from ._trust_krylov import TRUST_KRYLOV
 from .base import BaseMinimizer, ScipyProgress, SolverOutput
-from .rounds import run_rounds, tighten
+from .rounds import round_end, run_rounds, tighten
 from .scipy_methods import (
     METHODS,
     ScipyMethod,
@@ -255,7 +255,7 @@ class ScipyRoundsMinimizer(BaseMinimizer):
             if self.verbosity >= 2:
                 tols = ", ".join(f"{k}={opts[k]:.2e}" for k in self._TIGHTEN if k in opts)
                 print(
-                    f"  {self.name}: round {round_} stopped at EDM {m.edm:.3g} > goal {m.goal:.3g} "
+                    f"  {self.name}: round {round_} stopped at {round_end(m.edm, m.goal)} "
                     f"({_message(res)}); again with {tols}"
                 )
 

@@ -571,14 +571,15 @@ class BaseMinimizer(GraphCachable):
             Hm = H if out.measured_hessian is None else out.measured_hessian
             curvature = _negative_curvature(out.x, g, Hm, params)
             doubt = None if curvature is not None else _scale_doubt(out.x, g, Hm, e, fmin, params)
+            # (not NOT_CONVERGED's own message: the EDM is below the goal here)
             if doubt is not None:
                 status = Status.NOT_CONVERGED
-                message = f"{Status.NOT_CONVERGED.message}: {doubt}"
+                message = f"stopped: {doubt}"
             elif curvature is not None:
                 status = Status.NOT_CONVERGED
                 message = (
-                    f"{Status.NOT_CONVERGED.message}: the Hessian at the end point has a "
-                    f"negative eigenvalue ({curvature:.3g} of its largest), so this is not a "
+                    "stopped: the EDM is below tol * errordef, but the Hessian at the end point "
+                    f"has a negative eigenvalue ({curvature:.3g} of its largest), so this is not a "
                     "minimum (a saddle point, or finite-difference derivatives swamped by noise "
                     "in the loss); restart from another point, use a derivative-free minimizer "
                     "with a larger tol, or give the loss exact derivatives (backend='jax')"

@@ -41,7 +41,7 @@ from ..criterion import (
 from ..exceptions import BackendNotAvailable
 from ..status import Status
 from .base import BaseMinimizer, IterationState, SolverOutput
-from .rounds import run_rounds
+from .rounds import round_end, run_rounds
 
 __all__ = ["Minuit"]
 
@@ -277,8 +277,8 @@ class Minuit(BaseMinimizer):
         def next_round(fmin: Any, here: Measure, rounds: int) -> None:
             if self.verbosity >= 2:
                 print(
-                    f"  {self.name}: Migrad run {rounds} stopped at EDM {here.edm:.3g} > goal "
-                    f"{goal:.3g} (Minuit's EDM {fmin.edm:.3g}); tol {m.tol:.3g} -> {m.tol / 10:.3g}"
+                    f"  {self.name}: Migrad run {rounds} stopped at {round_end(here.edm, goal)} "
+                    f"(Minuit's EDM {fmin.edm:.3g}); tol {m.tol:.3g} -> {m.tol / 10:.3g}"
                 )
 
         # converged: below the goal and numerically settled (zfitlite.criterion's rule); a

@@ -42,12 +42,28 @@ from ..criterion import EPS, FTOL_REL, Measure, _cholesky, make_posdef
 from ..exceptions import FailMinimizeNaN, MaximumIterationReached
 from ..status import Status
 
-__all__ = ["FINISH_HALVINGS", "FINISH_STEPS", "Rounds", "newton_finish", "run_rounds", "tighten"]
+__all__ = [
+    "FINISH_HALVINGS",
+    "FINISH_STEPS",
+    "Rounds",
+    "newton_finish",
+    "round_end",
+    "run_rounds",
+    "tighten",
+]
 
 #: At most this many Newton steps in :func:`newton_finish`.
 FINISH_STEPS = 5
 #: A rejected Newton step is halved at most this many times.
 FINISH_HALVINGS = 4
+
+
+def round_end(edm: float, goal: float) -> str:
+    """How a round ended, for the progress lines: above the goal, or below it but not yet
+    numerically settled (why the rounds go on)."""
+    if edm < goal:
+        return f"EDM {edm:.3g} < goal {goal:.3g} but not numerically settled"
+    return f"EDM {edm:.3g} > goal {goal:.3g}"
 
 
 def tighten(
