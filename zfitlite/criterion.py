@@ -66,6 +66,7 @@ __all__ = [
     "free_mask",
     "lsq_goal",
     "measure",
+    "newton_step",
     "newton_step_rel",
     "onto_active_bounds",
     "parameter_scale",
@@ -234,13 +235,23 @@ def newton_step_rel(
         return float("inf")
     if not g.any():
         return 0.0
+    h = newton_step(g, H)
+    if h is None:
+        return float("inf")
+    with np.errstate(all="ignore"):
+        rel = float(np.max(np.abs(h) / np.maximum(size, X_FLOOR)))
+    return rel if math.isfinite(rel) else float("inf")
+
+
+def newton_step(g: np.ndarray, H: np.ndarray) -> np.ndarray | None:
+    """The Newton step ``-H^-1 g`` on the positive-definite part of ``H``
+    (:func:`make_posdef`), or None where it cannot be factorised or is not finite."""
     with np.errstate(all="ignore"):
         c = _cholesky(make_posdef(H)[0])
         if c is None:
-            return float("inf")
-        h = scipy.linalg.cho_solve(c, g)
-        rel = float(np.max(np.abs(h) / np.maximum(size, X_FLOOR)))
-    return rel if math.isfinite(rel) else float("inf")
+            return None
+        h = -scipy.linalg.cho_solve(c, g)
+    return h if np.isfinite(h).all() else None
 
 
 def parameter_scale(params: Any) -> np.ndarray:

@@ -36,9 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
-from ..criterion import EPS, FTOL_REL, Measure, _cholesky, make_posdef
+from ..criterion import EPS, FTOL_REL, Measure, newton_step
 from ..exceptions import FailMinimizeNaN, MaximumIterationReached
 from ..status import Status
 
@@ -185,7 +184,7 @@ def run_rounds(
     def finish(m: Measure) -> Measure:
         if value is None or settled is None or settled(m):
             return m
-        return newton_finish(m, value, measure, settled, bounds, steps=FINISH_STEPS)
+        return newton_finish(m, value, measure, settled, bounds)
 
     m: Measure | None = None
     res: Any = None
@@ -273,15 +272,8 @@ def newton_finish(
         g, H = m.g[free], m.H[np.ix_(free, free)]
         if not (np.isfinite(g).all() and np.isfinite(H).all()) or not g.any():
             break
-        with np.errstate(all="ignore"):
-            try:
-                c = _cholesky(make_posdef(H)[0])
-            except np.linalg.LinAlgError:
-                break
-            if c is None:
-                break
-            h = -scipy.linalg.cho_solve(c, g)
-        if not np.isfinite(h).all():
+        h = newton_step(g, H)
+        if h is None:
             break
         x_new = None
         t = 1.0
