@@ -16,6 +16,10 @@ except ImportError:  # the numpy-only session (nox -s "tests(backend='numpy')")
 else:
     jax.config.update("jax_enable_x64", True)
 
+# before any JAX computation, as in a user's script: XLA's CPU compiler options
+# (zfitlite/backends/_xla_flags.py) are set while JAX's backend has not started yet
+import zfitlite  # noqa: F401
+
 BACKENDS = ("numpy", "jax") if jax is not None else ("numpy",)
 #: Optional packages that some test files import at module level.
 _OPTIONAL = (

@@ -24,6 +24,8 @@ Tolerances, with what was observed when they were set:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -252,14 +254,22 @@ def test_params_live_from_zfit() -> None:
     assert adapter.params.values[j] == 0.25
 
 
-@pytest.mark.parametrize(
-    "minimizer", ["LevenbergMarquardt", "ScipyLBFGSB", "ScipyTrustConstr", "Minuit"]
-)
-def test_zfit_limits_become_bounds(minimizer: str) -> None:
+@functools.cache
+def _limited_sum() -> tuple[object, np.ndarray, np.ndarray]:
+    """The bounded sum loss, its start and zfit Minuit's answer: once per session."""
     loss = _build("sum", limits=True)
     start = _values(loss)
     ref = zfit.minimize.Minuit(tol=TOL, gradient="zfit").minimize(loss)
     expected = np.array([ref.params[p]["value"] for p in loss.get_params()])
+    _reset(loss, start)
+    return loss, start, expected
+
+
+@pytest.mark.parametrize(
+    "minimizer", ["LevenbergMarquardt", "ScipyLBFGSB", "ScipyTrustConstr", "Minuit"]
+)
+def test_zfit_limits_become_bounds(minimizer: str) -> None:
+    loss, start, expected = _limited_sum()
     _reset(loss, start)
     result = _minimizers()[minimizer].minimize(loss)
     assert result.valid, result.message

@@ -11,8 +11,12 @@ import sys
 from collections.abc import Callable
 
 from ..exceptions import BackendNotAvailable
+from . import _xla_flags
 from .base import Backend, CompiledLoss
 from .numpy_backend import NumpyBackend
+
+# at ``import zfitlite``, before JAX starts its backend: shorter CPU compiles (_xla_flags.py)
+_xla_flags.apply()
 
 __all__ = ["BACKEND_NAMES", "Backend", "CompiledLoss", "detect_backend", "get_backend"]
 

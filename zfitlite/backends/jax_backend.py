@@ -29,7 +29,9 @@ def import_jax() -> Any:
     if not _CACHE_SET_UP:  # the first time zfitlite sets up JAX
         _CACHE_SET_UP = True
         from ._jax_cache import enable
+        from ._xla_flags import apply
 
+        apply()  # no-op once JAX's backend has started
         enable(jax)
     return jax
 
