@@ -645,3 +645,15 @@ def test_update_params_without_loss_params_is_noop(quad_result):
 def test_exports():
     assert zfitlite.FitResult is FitResult
     assert zfitlite.Status is Status
+
+
+@pytest.mark.parametrize("cl", [0.1, 0.6827, 0.9, 0.95, 1 - 1e-6])
+def test_confidence_levels_match_chi2_quantiles(cl: float) -> None:
+    """``level`` in closed form (no scipy.stats at import) against scipy.stats' chi2(1)."""
+    from zfitlite.uncertainties import level
+
+    k, same = level(cl, None)
+    assert same == cl
+    assert k == pytest.approx(np.sqrt(scipy.stats.chi2(1).ppf(cl)), rel=1e-12)
+    assert level(None, k)[1] == pytest.approx(cl, rel=1e-12)
+    assert level(None, 2.0)[1] == pytest.approx(scipy.stats.chi2(1).cdf(4.0), rel=1e-14)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 import scipy.optimize
-import scipy.stats
+import scipy.special
 
 from ._progress import make_bar
 
@@ -33,11 +33,12 @@ def level(cl: float | None, sigma: float | None) -> tuple[float, float]:
     if cl is not None:
         if not 0 < cl < 1:
             raise ValueError(f"cl must be a confidence level strictly between 0 and 1, got {cl}")
-        return float(np.sqrt(scipy.stats.chi2(1).ppf(cl))), float(cl)
+        # sqrt of chi2(1)'s quantile, in closed form (scipy.stats costs 0.3 s to import)
+        return float(np.sqrt(2.0) * scipy.special.erfinv(cl)), float(cl)
     k = 1.0 if sigma is None else float(sigma)
     if not (np.isfinite(k) and k > 0):
         raise ValueError(f"sigma must be a positive number, got {sigma}")
-    return k, float(scipy.stats.chi2(1).cdf(k * k))
+    return k, float(scipy.special.erf(k / np.sqrt(2.0)))  # chi2(1).cdf(k * k)
 
 
 def covariance_from_hessian(hessian: np.ndarray, errordef: float) -> tuple[np.ndarray, bool]:
