@@ -135,6 +135,45 @@ class JaxBatchOps(JaxOps):
         return self
 
 
+#: From this many elements in the largest array a loss reads or makes (its data, a captured
+#: array, an intermediate such as a per-event density), its Hessian is built one column at a
+#: time (``n`` forward-over-reverse products in a ``lax.map``) instead of ``jax.hessian``'s
+#: ``n`` columns at once, which holds ``n`` copies of every per-event intermediate. Measured
+#: (2-core CPU, Gauss + exponential NLL, 4 parameters): 10^7 events 7.0 s and +5.4 GB ->
+#: 2.7 s and +2.0 GB (the gradient alone: 0.76 s, +0.8 GB); 10^4 events 0.80 -> 0.59 ms;
+#: 100 events 53 -> 129 us, hence the threshold.
+HESSIAN_BY_COLUMNS_SIZE = 4096
+
+
+def _largest_array(jax: Any, fn: Callable, *operands: Any) -> int:
+    """The size of the largest array ``fn`` reads, captures or makes at its top level."""
+    closed = jax.make_jaxpr(fn)(*operands)
+    sizes = [int(np.size(c)) for c in closed.consts]
+    for var in (*closed.jaxpr.invars, *(v for e in closed.jaxpr.eqns for v in e.outvars)):
+        shape = getattr(var.aval, "shape", ())
+        sizes.append(int(np.prod(shape)) if shape else 1)
+    return max(sizes, default=1)
+
+
+def _hessian(jax: Any, pure: Callable) -> Callable:
+    """``(x, *data) -> H``: ``jax.hessian(pure)`` for small data, column by column for
+    large (:data:`HESSIAN_BY_COLUMNS_SIZE`); the choice is made once per traced shape."""
+    at_once = jax.hessian(pure)
+    grad = jax.grad(pure)
+
+    def hessian(x: Any, *data: Any) -> Any:
+        if _largest_array(jax, pure, x, *data) < HESSIAN_BY_COLUMNS_SIZE:
+            return at_once(x, *data)
+
+        def column(v: Any) -> Any:
+            return jax.jvp(lambda y: grad(y, *data), (x,), (v,))[1]
+
+        # row k is H e_k; transposed, entry (i, j) is d(grad_i)/dx_j as jax.hessian's
+        return jax.lax.map(column, jax.numpy.eye(x.shape[0], dtype=x.dtype)).T
+
+    return hessian
+
+
 def _hvp_jit(jax: Any, func: Callable) -> Callable:
     """``jit((x, v, *data) -> H(x) v)`` of a scalar ``func``: forward over reverse, one
     pass of each, never the Hessian."""
@@ -205,7 +244,7 @@ class JaxBackend(Backend):
             return (
                 jax.jit(pure),
                 jax.jit(jax.value_and_grad(pure)),
-                jax.jit(jax.hessian(pure)),
+                jax.jit(_hessian(jax, pure)),
             )
 
         # compiled once per function: a loss on new data of the same shapes reuses them
@@ -277,7 +316,7 @@ class JaxBackend(Backend):
                 jax.jit(jax.jacfwd(res_unbound)),
                 jax.jit(value_unbound),
                 jax.jit(jax.value_and_grad(value_unbound)),
-                jax.jit(jax.hessian(value_unbound)),
+                jax.jit(_hessian(jax, value_unbound)),
             )
 
         # compiled once per residual function: new data of the same shapes reuses them
