@@ -1,9 +1,15 @@
 """The vectorised solves: a minimizer's native core mapped over a chunk with ``vmap``.
 
 The single-problem solver (:class:`~zfitlite.solvers.lm_least_squares.LSQSolver`,
-:class:`~zfitlite.solvers.bfgs_native.BFGSSolver`) runs through the one driver
-(:func:`zfitlite.solvers.driver.solve`), mapped over the members with the backend's
-``vmap`` and compiled once with its ``jit``.
+:class:`~zfitlite.solvers.bfgs_native.BFGSSolver`) runs through the one driver's resumable
+loop (:func:`zfitlite.solvers.driver.advance`), mapped over the members with the backend's
+``vmap`` and compiled once with its ``jit``. Under ``vmap`` every lane computes every step
+until the group's slowest member stops, so a chunk runs a short first round
+(:data:`ROUND_STEPS`), the members still running in any chunk are pooled and regrouped
+into full groups of the chunk size after every round, and the last few
+(``chunk // TAIL_FRACTION``) finish one after the other in the same loop without ``vmap``
+(``lax.map``), where each costs its own steps only. Four programs per function and chunk
+size (start, step_on, one_by_one, finish), the sequential one shared by all chunk sizes.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import numpy as np
 
 from .._composite import observed_in_member
 from ..backends.ops import BATCH_CACHE_ATTR, remembered, remembered_jit
-from ..solvers.driver import advance, pack, solve, unpack
+from ..solvers.driver import advance, pack, unpack
 from .problem import _prepare_member, _Problem
 
 
@@ -90,25 +96,8 @@ def _lm_prepare(static: tuple, x0: Any, data: tuple, ops: Any) -> tuple:
 def _lm_solver(static: tuple, lower: Any, upper: Any, cfg: Any, nobs: Any, ops: Any) -> Any:
     from ..solvers.lm_least_squares import LSQSolver
 
-    fns, geodesic, _ = static
-    return LSQSolver(fns, ops, lower, upper, cfg._replace(nobs=nobs * 1.0), geodesic)
-
-
-def _lm_member(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
-    """One member's whole Levenberg-Marquardt solve (the uninterrupted reference)."""
-    args, mask, nobs = _lm_prepare(static, x0, data, ops)
-    out = solve(_lm_solver(static, lower, upper, cfg, nobs, ops), x0, args)
-    return out, mask, nobs
-
-
-def _lm_batch(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
-    """Levenberg-Marquardt on every member: ``vmap`` of the single solve (no regrouping)."""
-
-    def one(x0_: Any, data_: tuple) -> tuple:
-        out, mask, nobs = _lm_member(static, x0_, lower, upper, cfg, data_, ops)
-        return (*pack(ops.xp, out), mask, nobs)
-
-    return ops.vmap(one, in_axes=(0, 0))(x0, data)
+    fns, geodesic, _, bounded = static
+    return LSQSolver(fns, ops, lower, upper, cfg._replace(nobs=nobs * 1.0), geodesic, bounded)
 
 
 def _value_solver(method: str, fns: Any, ops: Any, lower: Any, upper: Any, cfg: Any) -> Any:
@@ -137,23 +126,6 @@ def _value_member_solver(
 ) -> Any:
     fns, _, _, method = static
     return _value_solver(method, fns, ops, lower, upper, cfg)
-
-
-def _value_member(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
-    """One member of a solve on the loss value: its data (missing points masked for a
-    least-squares loss) and the one driver."""
-    args, mask, nobs = _value_prepare(static, x0, data, ops)
-    return solve(_value_member_solver(static, lower, upper, cfg, nobs, ops), x0, args), mask, nobs
-
-
-def _value_batch(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
-    """A solve on the loss value for every member: ``vmap`` of the single solve."""
-
-    def one(x0_: Any, data_: tuple) -> tuple:
-        out, mask, nobs = _value_member(static, x0_, lower, upper, cfg, data_, ops)
-        return (*pack(ops.xp, out), mask, nobs)
-
-    return ops.vmap(one, in_axes=(0, 0))(x0, data)
 
 
 def _programs(ops: Any, prepare: Callable, make_solver: Callable, static: tuple) -> tuple:
@@ -294,8 +266,10 @@ def _begin(problem: _Problem, x0: np.ndarray, data: tuple) -> _Chunk:
         masked = _masked(ops, problem.func)
         fns = native_functions(ops, masked)
         cfg: Any = LSQSettings(**st)
-        static: tuple = (fns, problem.geodesic, problem.func)
-        key: tuple = ("batch_lm", ops.name, problem.geodesic)
+        # as a single fit: without bounds the final rank test reads the loop's SVD
+        bounded = bool(np.isfinite(problem.lower).any() or np.isfinite(problem.upper).any())
+        static: tuple = (fns, problem.geodesic, problem.func, bounded)
+        key: tuple = ("batch_lm", ops.name, problem.geodesic, bounded)
         prepare, make_solver = _lm_prepare, _lm_solver
     else:  # "bfgs" or "lm_hessian": a solve on the loss value
         if problem.kind == "lsq":
