@@ -241,11 +241,12 @@ class _Chunk:
     consts: tuple  # (lower, upper, settings)
     members: int  # real members (the rest is padding)
     mask: Any
-    state: Any  # device arrays after the first round; host arrays once pooled
+    state: Any  # after the first round (stale for the members finished pooled)
     args: tuple
     nobs: Any
     running: np.ndarray  # real members still running after the first round
     stats: dict[str, int]
+    finished: tuple = ()  # (rows, their packed outcomes): the members finished pooled
 
 
 def _begin(problem: _Problem, x0: np.ndarray, data: tuple) -> _Chunk:
@@ -313,7 +314,8 @@ def _pool(chunks: list[_Chunk], runner: Runner = _serial, workers: int = 1) -> N
     program, in groups of :data:`TAIL_SIZE` (at least ``workers`` groups), where each
     costs only its own steps. Every member takes exactly the steps of one uninterrupted
     solve (a step sees only its member's state). ``runner`` runs the groups of a round
-    (several threads); the results go back into the chunks' states (on the host).
+    (several threads). The pooled members' finishing step runs here too; their outcomes
+    go back to the chunks (``finished``), whose own states stay where they are.
     """
     from ..status import RUNNING
 
@@ -356,20 +358,34 @@ def _pool(chunks: list[_Chunk], runner: Runner = _serial, workers: int = 1) -> N
     while running.size:  # the few members left after TAIL_STEPS (at most) share the threads
         run(one_by_one, _split(running, TAIL_SIZE, workers), TAIL_SIZE, steps)
         running, steps = np.flatnonzero(state.status == RUNNING), _NO_LIMIT
+    # their finishing step here, in groups of the chunk size; only the outcomes go back
+    pooled = np.arange(nobs.shape[0])
+    blocks = [pooled[i : i + size] for i in range(0, pooled.size, size)]
+    finish = first.programs[3]
+
+    def end(rows: np.ndarray) -> tuple:
+        st, ar, nb = _group(state, args, nobs, rows, size)
+        return tuple(np.asarray(a)[: rows.size] for a in finish(st, *consts, ar, nb))
+
+    packed = tuple(np.concatenate(parts) for parts in zip(*runner(end, [(b,) for b in blocks])))
     offset = 0
-    for c in pending:  # back into the chunks (writable host copies of their states)
+    for c in pending:
         mine = slice(offset, offset + c.running.size)
-        c.state = _tree(np.array, c.state)
-        _put_rows(c.state, c.running, _tree(lambda a, mine=mine: a[mine], state))
-        offset = mine.stop
+        c.finished = (c.running, tuple(a[mine] for a in packed))
         c.running = np.zeros(0, dtype=np.int64)
+        offset = mine.stop
 
 
 def _end(chunk: _Chunk) -> dict[str, Any]:
     """The finishing step of a chunk whose members have all stopped: its results."""
     b = chunk.members
     packed = chunk.programs[3](chunk.state, *chunk.consts, chunk.args, chunk.nobs)
-    o = unpack(tuple(np.asarray(a)[:b] for a in packed))
+    packed = tuple(np.array(np.asarray(a)[:b]) for a in packed)
+    if chunk.finished:  # the outcomes of the members that finished pooled
+        rows, theirs = chunk.finished
+        for mine, new in zip(packed, theirs):
+            mine[rows] = new
+    o = unpack(packed)
     return {
         "x": o.x,
         "gradient": o.g,
