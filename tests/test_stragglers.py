@@ -105,6 +105,20 @@ def test_stragglers_are_regrouped_and_results_do_not_change(monkeypatch):
     _assert_same(res, plain, loose=list(slow))
 
 
+def test_without_the_sequential_tail_the_results_are_the_same_bits(monkeypatch):
+    """As on an accelerator: the pooled groups of the chunk size run to their end, and a
+    member gives the same bits in any lane of the same vectorised program."""
+    slow, medium = (5, 40), (17,)
+    x, y = _data(48, slow, medium)
+    monkeypatch.setattr(vectorised, "ROUND_STEPS", None)
+    plain = _fit(x, y, 32)
+    monkeypatch.setattr(vectorised, "ROUND_STEPS", 8)
+    monkeypatch.setattr(vectorised, "_sequential_tail_pays", lambda: False)
+    res = _fit(x, y, 32)
+    assert res.info["tail"] == 0 and res.info["compactions"] >= 1 and res.info["pooled"] >= 3
+    _assert_same(res, plain)
+
+
 def test_a_regrouped_member_equals_its_solve_in_a_group_of_its_own(monkeypatch):
     """Member by member: the medium member fitted with the batch (it finishes in the
     sequential tail) and in a batch of 8 copies run in one uninterrupted call."""
