@@ -1,9 +1,9 @@
 """Batches robust to stragglers: finished members stop costing, results do not change.
 
-A chunk runs a bounded number of steps, then its unfinished members are regrouped into a
-smaller group (:data:`zfitlite.batch.vectorised.COMPACT_SIZES`) and continue; the last
-ones of every chunk finish together. Each member must take exactly the steps it takes in
-one uninterrupted vectorised solve, and its own ``maxiter`` budget.
+A chunk runs a bounded number of steps (:data:`zfitlite.batch.vectorised.ROUND_STEPS`),
+then the members still running in any chunk are pooled and go on in regrouped rounds, the
+last few one after the other in the sequential program. Each member must take exactly the
+steps it takes in one uninterrupted vectorised solve, and its own ``maxiter`` budget.
 """
 
 from __future__ import annotations
@@ -61,14 +61,21 @@ def _fit(x, y, chunk: int):
     )
 
 
-def _assert_same(a, b) -> None:
-    np.testing.assert_allclose(a.x, b.x, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(a.fmin, b.fmin, rtol=1e-12, atol=1e-300)
-    np.testing.assert_allclose(a.edm, b.edm, rtol=1e-9, atol=1e-300)
+def _assert_same(a, b, loose=()) -> None:
+    """The same steps for every member; the same numbers, except for the members
+    ``loose``: those stopped by their budget in a flat valley, where the sequential tail's
+    unbatched code (rounding differently in the last bit from the vectorised one) has
+    drifted along the valley by about 1e-8 after a few hundred steps."""
     np.testing.assert_array_equal(a.niter, b.niter)
     np.testing.assert_array_equal(a.status, b.status)
     np.testing.assert_array_equal(a._extra["nfev"], b._extra["nfev"])
     np.testing.assert_array_equal(a._extra["njev"], b._extra["njev"])
+    tight = np.setdiff1d(np.arange(len(a.x)), loose)
+    np.testing.assert_allclose(a.x[tight], b.x[tight], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(a.fmin[tight], b.fmin[tight], rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(a.edm[tight], b.edm[tight], rtol=1e-9, atol=1e-300)
+    np.testing.assert_allclose(a.x[loose], b.x[loose], rtol=1e-7, atol=0)
+    np.testing.assert_allclose(a.fmin[loose], b.fmin[loose], rtol=1e-9, atol=0)
 
 
 def test_stragglers_are_regrouped_and_results_do_not_change(monkeypatch):
@@ -77,30 +84,74 @@ def test_stragglers_are_regrouped_and_results_do_not_change(monkeypatch):
     # chunks of 32: the second chunk is padded; both have a slow member
     res = _fit(x, y, 32)
     assert res.info["method"] == "lm"
-    assert res.info["compactions"] >= 1 and res.info["rounds"] > res.info["nchunks"]
-    assert res.info["pooled"] >= 2  # the slow members of both chunks finish in one group
+    assert res.info["rounds"] > res.info["nchunks"]
+    # the members the first rounds left running, from both chunks, finished pooled; the
+    # slow ones in the sequential tail
+    assert res.info["pooled"] >= 3 and res.info["tail"] >= 2
     # the maxiter budget (400 evaluations) is each member's own: only the slow ones hit it
     expected = np.full(48, int(Status.CONVERGED))
     expected[list(slow)] = int(Status.MAXITER)
     np.testing.assert_array_equal(res.status, expected)
     assert np.all(res._extra["nfev"][list(slow)] + res._extra["njev"][list(slow)] >= 400)
-    assert res.niter[medium[0]] > vectorised.ROUND_STEPS
+    np.testing.assert_array_equal(res.niter[list(slow)], [183, 183])
+    assert res.niter[medium[0]] == 52 > vectorised.ROUND_STEPS
     assert np.all(np.delete(res.niter, [*slow, *medium]) < vectorised.ROUND_STEPS)
     assert res.valid.sum() == 48 - len(slow)
     # the same batch without regrouping: every member runs until the slowest has stopped
-    monkeypatch.setattr(vectorised, "COMPACT_SIZES", ())
+    monkeypatch.setattr(vectorised, "ROUND_STEPS", None)
     plain = _fit(x, y, 32)
-    assert plain.info["compactions"] == 0 and plain.info["rounds"] == plain.info["nchunks"]
+    assert plain.info["rounds"] == plain.info["nchunks"]
+    assert plain.info["compactions"] == plain.info["pooled"] == plain.info["tail"] == 0
+    _assert_same(res, plain, loose=list(slow))
+
+
+def test_without_the_sequential_tail_the_results_are_the_same_bits(monkeypatch):
+    """As on an accelerator: the pooled groups of the chunk size run to their end, and a
+    member gives the same bits in any lane of the same vectorised program."""
+    slow, medium = (5, 40), (17,)
+    x, y = _data(48, slow, medium)
+    monkeypatch.setattr(vectorised, "ROUND_STEPS", None)
+    plain = _fit(x, y, 32)
+    monkeypatch.setattr(vectorised, "ROUND_STEPS", 8)
+    monkeypatch.setattr(vectorised, "_sequential_tail_pays", lambda: False)
+    res = _fit(x, y, 32)
+    assert res.info["tail"] == 0 and res.info["compactions"] >= 1 and res.info["pooled"] >= 3
     _assert_same(res, plain)
 
 
-def test_a_regrouped_member_equals_its_solve_in_a_group_of_its_own():
-    """Member by member: the medium member fitted with the batch and in a batch of 8 copies."""
+def test_a_regrouped_member_equals_its_solve_in_a_group_of_its_own(monkeypatch):
+    """Member by member: the medium member fitted with the batch (it finishes in the
+    sequential tail) and in a batch of 8 copies run in one uninterrupted call."""
     x, y = _data(32, (), (9,))
     res = _fit(x, y, 32)
-    assert res.info["compactions"] >= 1
+    assert res.info["tail"] >= 1 and res.niter[9] > vectorised.ROUND_STEPS
+    monkeypatch.setattr(vectorised, "ROUND_STEPS", None)
     alone = _fit(np.repeat(x[9:10], 8, axis=0), np.repeat(y[9:10], 8, axis=0), 8)
-    assert alone.info["compactions"] == 0
+    assert alone.info["compactions"] == alone.info["tail"] == 0
     np.testing.assert_allclose(res.x[9], alone.x[0], rtol=1e-12, atol=0)
-    assert res.niter[9] == alone.niter[0] > vectorised.ROUND_STEPS
+    assert res.niter[9] == alone.niter[0]
     assert res.status[9] == alone.status[0] == int(Status.CONVERGED)
+
+
+def test_groups_are_dealt_out_and_padded_with_stopped_lanes():
+    """The host bookkeeping of the pooled rounds (numpy only)."""
+    from zfitlite.solvers.lm_least_squares import LSQState
+
+    # at least ``parts`` groups of at most ``size``, members dealt out in turn
+    groups = vectorised._split(np.arange(10), 4)
+    assert [g.tolist() for g in groups] == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    assert [g.tolist() for g in vectorised._split(np.array([7, 9, 11]), 16, 2)] == [[7, 11], [9]]
+    assert [g.tolist() for g in vectorised._split(np.array([4]), 16, 8)] == [[4]]
+    # a group of 4 from rows 2 and 0: two real lanes, two stopped copies of row 2
+    n = 3
+    state = LSQState(*[np.arange(n, dtype=float) * (k + 1) for k in range(len(LSQState._fields))])
+    state = state._replace(status=np.full(n, -1), niter=np.arange(n) + 10)
+    args = (np.arange(n * 2.0).reshape(n, 2),)
+    group, gargs, gnobs = vectorised._group(
+        state, args, np.array([5.0, 6.0, 7.0]), np.array([2, 0]), 4
+    )
+    assert group.niter.tolist() == [12, 10, 12, 12]
+    assert group.status.tolist() == [-1, -1, int(Status.CONVERGED), int(Status.CONVERGED)]
+    assert state.status.tolist() == [-1, -1, -1]  # the pooled state is not touched
+    assert gargs[0].tolist() == [[4.0, 5.0], [0.0, 1.0], [4.0, 5.0], [4.0, 5.0]]
+    assert gnobs.tolist() == [7.0, 5.0, 7.0, 7.0]

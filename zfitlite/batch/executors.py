@@ -13,7 +13,7 @@ import numpy as np
 from .._progress import make_bar, should_show
 from .members import _solve_each
 from .problem import _Problem
-from .vectorised import _begin, _end, _pool, _solve_vectorised
+from .vectorised import _begin, _end, _pool, _serial, _solve_vectorised
 
 #: Batches at least this large show a progress bar (when stderr is a terminal).
 PROGRESS_MIN_SIZE = 1000
@@ -114,10 +114,10 @@ def _run_chunks(
 def _run_local_vectorised(
     problem: _Problem, args_of: Any, bounds: list[tuple[int, int]], threads: int, bar: Any
 ) -> list[dict]:
-    """The chunks of a vectorised batch in this process: each runs until its unfinished
-    members fit the smallest group (the first alone: it compiles; the others on ``threads``
-    threads), then the unfinished members of all chunks finish together in one group
-    (:func:`~.vectorised._pool`), then each chunk's final step."""
+    """The chunks of a vectorised batch in this process: each runs its first round (the
+    first chunk alone: it compiles; the others on ``threads`` threads), then the members
+    still running in any chunk go on pooled (:func:`~.vectorised._pool`, its groups on the
+    same threads), then each chunk's final step."""
 
     def begin(lo: int, hi: int) -> Any:
         problem_, x0, data, _ = args_of(lo, hi)
@@ -126,23 +126,29 @@ def _run_local_vectorised(
     chunks = [begin(*bounds[0])]
     bar.update(bounds[0][1] - bounds[0][0])
     rest = bounds[1:]
-    if threads == 1 or not rest:
-        for lo, hi in rest:
-            chunks.append(begin(lo, hi))
-            bar.update(hi - lo)
-    else:
-        pool = ThreadPoolExecutor(threads)
-        try:
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    try:
+        if pool is None:
+            runner = _serial
+            for lo, hi in rest:
+                chunks.append(begin(lo, hi))
+                bar.update(hi - lo)
+        else:
+
+            def runner(fn: Any, calls: list) -> list:
+                return list(pool.map(lambda c: fn(*c), calls))
+
             futures = [pool.submit(begin, lo, hi) for lo, hi in rest]
             for fut, (lo, hi) in zip(futures, rest):
                 chunks.append(fut.result())
                 bar.update(hi - lo)
-        finally:  # after a failure, the chunks not started yet are not run
+        _pool(chunks, runner, threads)
+        ends = runner(_end, [(c,) for c in chunks])
+    finally:  # after a failure, the chunks not started yet are not run
+        if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    _pool(chunks)
     outs = []
-    for chunk, (lo, hi) in zip(chunks, bounds):
-        out = _end(chunk)
+    for out, (lo, hi) in zip(ends, bounds):
         out["ids"] = args_of(lo, hi)[3]
         outs.append(out)
     return outs

@@ -37,10 +37,11 @@ class BatchFitResult:
         ``method`` ("lm", "lm_hessian", "bfgs": the minimizer's vectorised core, or "each":
         one fit per member with the minimizer itself), ``backend``,
         ``chunk_size``, ``nchunks`` and ``time`` (seconds, wall clock); for a vectorised
-        solve also ``rounds`` (compiled calls that advanced the members, over all chunks)
-        ``compactions`` (times unfinished members were regrouped into a smaller group)
-        and ``pooled`` (members finished in the group pooled over all chunks); see
-        ``docs/batch.md``.
+        solve also ``rounds`` (compiled calls that advanced the members, over all chunks),
+        ``compactions`` (pooled rounds: times the members still running were regrouped),
+        ``pooled`` (members that went on after their chunk's first round, pooled over all
+        chunks) and ``tail`` (of those, the members finished one after the other in the
+        sequential program); see ``docs/batch.md``.
 
     Examples
     --------
@@ -131,7 +132,7 @@ class BatchFitResult:
         cat = {
             k: np.concatenate([o[k] for o in outs]) for k in outs[0] if k not in ("ids", "stats")
         }
-        for k in ("rounds", "compactions", "pooled"):
+        for k in ("rounds", "compactions", "pooled", "tail"):
             info[k] = sum(o["stats"][k] for o in outs)
         status, messages = _final_status(problem, cat, x0)
         x = cat["x"]

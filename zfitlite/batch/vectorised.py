@@ -1,9 +1,15 @@
 """The vectorised solves: a minimizer's native core mapped over a chunk with ``vmap``.
 
 The single-problem solver (:class:`~zfitlite.solvers.lm_least_squares.LSQSolver`,
-:class:`~zfitlite.solvers.bfgs_native.BFGSSolver`) runs through the one driver
-(:func:`zfitlite.solvers.driver.solve`), mapped over the members with the backend's
-``vmap`` and compiled once with its ``jit``.
+:class:`~zfitlite.solvers.bfgs_native.BFGSSolver`) runs through the one driver's resumable
+loop (:func:`zfitlite.solvers.driver.advance`), mapped over the members with the backend's
+``vmap`` and compiled once with its ``jit``. Under ``vmap`` every lane computes every step
+until the group's slowest member stops, so a chunk runs a short first round
+(:data:`ROUND_STEPS`), the members still running in any chunk are pooled and regrouped
+into full groups of the chunk size after every round, and the last few
+(``chunk // TAIL_FRACTION``) finish one after the other in the same loop without ``vmap``
+(``lax.map``), where each costs its own steps only. Four programs per function and chunk
+size (start, step_on, one_by_one, finish), the sequential one shared by all chunk sizes.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import numpy as np
 
 from .._composite import observed_in_member
 from ..backends.ops import BATCH_CACHE_ATTR, remembered, remembered_jit
-from ..solvers.driver import advance, pack, solve, unpack
+from ..solvers.driver import advance, pack, unpack
 from .problem import _prepare_member, _Problem
 
 
@@ -55,14 +61,27 @@ def _scalar_value(ops: Any, func: Callable) -> Callable:
     return remembered(func, BATCH_CACHE_ATTR, ops.name + ":scalar", build)
 
 
-#: Loop steps a chunk runs before its unfinished members are regrouped (the first round;
-#: a round in which the group did not shrink is followed by one twice as long).
-ROUND_STEPS = 16
+#: Loop steps of a round: a chunk's first round, and each round of the groups its unfinished
+#: members are pooled into (a round in which they did not halve is followed by one twice as
+#: long). ``None``: every chunk runs to its end in one call (no regrouping).
+ROUND_STEPS: int | None = 8
 
-#: The sizes a chunk's unfinished members are regrouped into, largest first: fixed, so
-#: each size compiles once per process whatever the batch. A group that fits the smallest
-#: size runs to its end in one call.
-COMPACT_SIZES = (512, 64, 8)
+#: Chunks of at most this many members run to their end in one call: their stragglers cost
+#: little, less than compiling the sequential program would.
+SMALL_CHUNK = 8
+
+#: The pooled rounds go on while more than ``chunk // TAIL_FRACTION`` members run; the rest
+#: finish one after the other in the sequential program (:func:`_programs`' ``one_by_one``),
+#: where a member costs only its own steps.
+TAIL_FRACTION = 4
+
+#: Members per call of the sequential program: fixed, so it compiles once per function
+#: whatever the chunk size.
+TAIL_SIZE = 16
+
+#: Steps of the sequential program's first call; the members still running after it (the
+#: slowest few) are dealt out again over the threads, a few per call.
+TAIL_STEPS = 64
 
 _NO_LIMIT = np.iinfo(np.int32).max
 
@@ -77,25 +96,8 @@ def _lm_prepare(static: tuple, x0: Any, data: tuple, ops: Any) -> tuple:
 def _lm_solver(static: tuple, lower: Any, upper: Any, cfg: Any, nobs: Any, ops: Any) -> Any:
     from ..solvers.lm_least_squares import LSQSolver
 
-    fns, geodesic, _ = static
-    return LSQSolver(fns, ops, lower, upper, cfg._replace(nobs=nobs * 1.0), geodesic)
-
-
-def _lm_member(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
-    """One member's whole Levenberg-Marquardt solve (the uninterrupted reference)."""
-    args, mask, nobs = _lm_prepare(static, x0, data, ops)
-    out = solve(_lm_solver(static, lower, upper, cfg, nobs, ops), x0, args)
-    return out, mask, nobs
-
-
-def _lm_batch(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
-    """Levenberg-Marquardt on every member: ``vmap`` of the single solve (no regrouping)."""
-
-    def one(x0_: Any, data_: tuple) -> tuple:
-        out, mask, nobs = _lm_member(static, x0_, lower, upper, cfg, data_, ops)
-        return (*pack(ops.xp, out), mask, nobs)
-
-    return ops.vmap(one, in_axes=(0, 0))(x0, data)
+    fns, geodesic, _, bounded = static
+    return LSQSolver(fns, ops, lower, upper, cfg._replace(nobs=nobs * 1.0), geodesic, bounded)
 
 
 def _value_solver(method: str, fns: Any, ops: Any, lower: Any, upper: Any, cfg: Any) -> Any:
@@ -126,31 +128,16 @@ def _value_member_solver(
     return _value_solver(method, fns, ops, lower, upper, cfg)
 
 
-def _value_member(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
-    """One member of a solve on the loss value: its data (missing points masked for a
-    least-squares loss) and the one driver."""
-    args, mask, nobs = _value_prepare(static, x0, data, ops)
-    return solve(_value_member_solver(static, lower, upper, cfg, nobs, ops), x0, args), mask, nobs
-
-
-def _value_batch(static: tuple, x0: Any, lower: Any, upper: Any, cfg: Any, data: tuple, ops: Any):
-    """A solve on the loss value for every member: ``vmap`` of the single solve."""
-
-    def one(x0_: Any, data_: tuple) -> tuple:
-        out, mask, nobs = _value_member(static, x0_, lower, upper, cfg, data_, ops)
-        return (*pack(ops.xp, out), mask, nobs)
-
-    return ops.vmap(one, in_axes=(0, 0))(x0, data)
-
-
 def _programs(ops: Any, prepare: Callable, make_solver: Callable, static: tuple) -> tuple:
-    """The three vectorised programs of a resumable batch solve (uncompiled).
+    """The four programs of a resumable batch solve (uncompiled).
 
-    ``start(x0, lo, hi, cfg, data) -> (state, args, mask, nobs)``, ``advance(state, lo, hi,
+    ``start(x0, lo, hi, cfg, data) -> (state, args, mask, nobs)``; ``step_on(state, lo, hi,
     cfg, args, nobs, steps) -> state`` (at most ``steps`` more steps per member, see
-    :func:`~zfitlite.solvers.driver.advance`) and ``finish(state, lo, hi, cfg, args, nobs)
-    -> packed outcome``; each member's solver is ``make_solver(static, lo, hi, cfg, nobs,
-    ops)``.
+    :func:`~zfitlite.solvers.driver.advance`, all members in lockstep under ``vmap``);
+    ``one_by_one`` (same arguments): the same for one member after the other (``lax.map``
+    of the unbatched loop, where a member costs its own steps only, not the slowest
+    one's); ``finish(state, lo, hi, cfg, args, nobs) -> packed outcome``. Each member's
+    solver is ``make_solver(static, lo, hi, cfg, nobs, ops)``.
     """
 
     def start(x0: Any, lo: Any, hi: Any, cfg: Any, data: tuple) -> tuple:
@@ -159,13 +146,24 @@ def _programs(ops: Any, prepare: Callable, make_solver: Callable, static: tuple)
             state = make_solver(static, lo, hi, cfg, nobs, ops).init(x0_, args)
             return state, args, mask, nobs
 
-        return ops.vmap(one, in_axes=(0, 0))(x0, data)
+        # strong types: the state comes back from the host (numpy) as the same program input
+        out = ops.vmap(one, in_axes=(0, 0))(x0, data)
+        return _tree(lambda a: ops.xp.asarray(a, dtype=a.dtype), out)
 
     def step_on(st: Any, lo: Any, hi: Any, cfg: Any, args: tuple, nobs: Any, steps: Any) -> Any:
         def one(st_: Any, args_: tuple, nobs_: Any) -> Any:
             return advance(make_solver(static, lo, hi, cfg, nobs_, ops), st_, args_, steps)
 
         return ops.vmap(one, in_axes=(0, 0, 0))(st, args, nobs)
+
+    def one_by_one(st: Any, lo: Any, hi: Any, cfg: Any, args: tuple, nobs: Any, steps: Any) -> Any:
+        from ..backends.jax_backend import import_jax
+
+        def one(member: tuple) -> Any:
+            st_, args_, nobs_ = member
+            return advance(make_solver(static, lo, hi, cfg, nobs_, ops), st_, args_, steps)
+
+        return import_jax().lax.map(one, (st, args, nobs))
 
     def finish(st: Any, lo: Any, hi: Any, cfg: Any, args: tuple, nobs: Any) -> tuple:
         def one(st_: Any, args_: tuple, nobs_: Any) -> tuple:
@@ -174,7 +172,16 @@ def _programs(ops: Any, prepare: Callable, make_solver: Callable, static: tuple)
 
         return ops.vmap(one, in_axes=(0, 0, 0))(st, args, nobs)
 
-    return start, step_on, finish
+    return start, step_on, one_by_one, finish
+
+
+#: ``runner(fn, calls)``: ``[fn(*c) for c in calls]``, possibly on several threads, in order.
+Runner = Callable[[Callable[..., Any], list], list]
+
+
+def _serial(fn: Callable[..., Any], calls: list) -> list:
+    """The :data:`Runner` of one thread."""
+    return [fn(*c) for c in calls]
 
 
 def _tree(fn: Callable, *trees: Any) -> Any:
@@ -186,85 +193,36 @@ def _tree(fn: Callable, *trees: Any) -> Any:
     return fn(*trees)
 
 
-def _host(tree: Any) -> Any:
-    """A writable numpy copy of a tree of (device) arrays: one transfer per array."""
-    return _tree(lambda a: np.array(a), tree)
-
-
 def _take_rows(tree: Any, rows: np.ndarray) -> Any:
-    return _tree(lambda a: a[rows], tree)
+    """New host arrays of the ``rows`` of a tree of (host or device) arrays."""
+    return _tree(lambda a: np.asarray(a)[rows], tree)
 
 
 def _put_rows(dst: Any, rows: np.ndarray, src: Any) -> None:
-    """``dst[rows] = src`` on every array of two host trees."""
+    """``dst[rows] = src`` on every array of two trees (``dst`` on the host, writable)."""
 
-    def put(d: np.ndarray, s: np.ndarray) -> None:
-        d[rows] = s
+    def put(d: np.ndarray, s: Any) -> None:
+        d[rows] = np.asarray(s)[: len(rows)]
 
     _tree(put, dst, src)
 
 
-def _group_size(running: int, current: int, sizes: tuple[int, ...]) -> int:
-    """The smallest of ``sizes`` that holds ``running`` members, if below ``current``."""
-    fits = [s for s in sizes if running <= s < current]
-    return min(fits) if fits else current
+def _group(state: Any, args: tuple, nobs: np.ndarray, rows: np.ndarray, size: int) -> tuple:
+    """The members ``rows`` as a group of ``size`` (constant compiled shapes): the rest
+    of the lanes are copies of the first member, marked as stopped so they take no step."""
+    from ..status import Status
+
+    take = np.concatenate([rows, np.full(size - rows.size, rows[0])])
+    group = _take_rows(state, take)
+    group.status[rows.size :] = int(Status.CONVERGED)
+    return group, _take_rows(args, take), nobs[take]
 
 
-def _rounds(
-    step_on: Callable,
-    state: Any,
-    consts: tuple,
-    args: tuple,
-    nobs: Any,
-    stats: dict[str, int],
-    to_end: bool = True,
-) -> tuple[Any, tuple, Any, np.ndarray]:
-    """Run a group of members in rounds, regrouping the unfinished ones into smaller
-    groups (:data:`COMPACT_SIZES`) so that finished members stop costing.
-
-    Every member takes exactly the steps it would take in one uninterrupted solve (a step
-    sees only the member's own state): the rounds change the cost, never the results.
-    Returns the whole group's state, args and nobs, and the rows still running: none when
-    ``to_end``; else the members left once they fit the smallest size (to be pooled with
-    other chunks' by :func:`_pool`).
-    """
-    from ..status import RUNNING
-
-    size = int(np.shape(nobs)[0])
-    sizes = tuple(s for s in COMPACT_SIZES if s < size)
-    steps = ROUND_STEPS if sizes else _NO_LIMIT
-    state = step_on(state, *consts, args, nobs, steps)
-    stats["rounds"] += 1
-    status = np.asarray(state.status)
-    if not np.any(status == RUNNING):
-        return state, args, nobs, np.zeros(0, dtype=np.int64)
-    # regroup on the host: the whole chunk's state, and the group still running
-    full, full_args, full_nobs = _host(state), _host(args), np.asarray(nobs)
-    rows = np.arange(size)  # the chunk rows of the group's lanes
-    group, group_args, group_nobs, current = full, full_args, full_nobs, size
-    while True:
-        running = np.unique(rows[status == RUNNING])
-        if running.size == 0 or (not to_end and sizes and running.size <= min(sizes)):
-            break
-        new = _group_size(running.size, current, sizes)
-        if new < current:
-            stats["compactions"] += 1
-            # pad with a running member: its copies compute the same and finish with it
-            rows = np.concatenate([running, np.full(new - running.size, running[0])])
-            group = _take_rows(full, rows)
-            group_args = _take_rows(full_args, rows)
-            group_nobs = full_nobs[rows]
-            current = new
-            steps = ROUND_STEPS
-        else:
-            steps = min(2 * steps, _NO_LIMIT)
-        if not sizes or current == min(sizes):
-            steps = _NO_LIMIT
-        group = _host(step_on(group, *consts, group_args, group_nobs, steps))
-        stats["rounds"] += 1
-        _put_rows(full, rows, group)
-        status = group.status
-    return full, full_args, full_nobs, running
+def _split(rows: np.ndarray, size: int, parts: int = 1) -> list[np.ndarray]:
+    """``rows`` in at least ``parts`` groups of at most ``size``, dealt out in turn (so the
+    members of one group are not all neighbours)."""
+    count = max(-(-rows.size // size), min(parts, rows.size))
+    return [rows[i::count] for i in range(count)]
 
 
 def _pad(a: np.ndarray, size: int) -> np.ndarray:
@@ -279,21 +237,23 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
 class _Chunk:
     """A chunk's vectorised solve in progress (:func:`_begin`, :func:`_pool`, :func:`_end`)."""
 
-    programs: tuple  # the compiled (start, advance, finish)
+    programs: tuple  # the compiled (start, step_on, one_by_one, finish)
     consts: tuple  # (lower, upper, settings)
     members: int  # real members (the rest is padding)
     mask: Any
-    state: Any
+    state: Any  # after the first round (stale for the members finished pooled)
     args: tuple
     nobs: Any
-    running: np.ndarray  # rows still running (to be pooled)
+    running: np.ndarray  # real members still running after the first round
     stats: dict[str, int]
+    finished: tuple = ()  # (rows, their packed outcomes): the members finished pooled
 
 
-def _begin(problem: _Problem, x0: np.ndarray, data: tuple, to_end: bool = False) -> _Chunk:
-    """Start a chunk and run it until it is finished or its unfinished members fit the
-    smallest group size (all the way with ``to_end``)."""
+def _begin(problem: _Problem, x0: np.ndarray, data: tuple) -> _Chunk:
+    """Start a chunk and run its first round (:data:`ROUND_STEPS`; to its end when that
+    is None or the chunk is small, :data:`SMALL_CHUNK`)."""
     from ..backends import get_backend
+    from ..status import RUNNING
 
     ops = get_backend(problem.backend or "jax").ops.batched()
     b = x0.shape[0]
@@ -307,8 +267,10 @@ def _begin(problem: _Problem, x0: np.ndarray, data: tuple, to_end: bool = False)
         masked = _masked(ops, problem.func)
         fns = native_functions(ops, masked)
         cfg: Any = LSQSettings(**st)
-        static: tuple = (fns, problem.geodesic, problem.func)
-        key: tuple = ("batch_lm", ops.name, problem.geodesic)
+        # as a single fit: without bounds the final rank test reads the loop's SVD
+        bounded = bool(np.isfinite(problem.lower).any() or np.isfinite(problem.upper).any())
+        static: tuple = (fns, problem.geodesic, problem.func, bounded)
+        key: tuple = ("batch_lm", ops.name, problem.geodesic, bounded)
         prepare, make_solver = _lm_prepare, _lm_solver
     else:  # "bfgs" or "lm_hessian": a solve on the loss value
         if problem.kind == "lsq":
@@ -331,53 +293,110 @@ def _begin(problem: _Problem, x0: np.ndarray, data: tuple, to_end: bool = False)
     built = _programs(ops, prepare, make_solver, static)
     programs = tuple(
         remembered_jit(ops, problem.func, (*key, part), lambda p=p: p)
-        for part, p in zip(("start", "advance", "finish"), built)
+        for part, p in zip(("start", "advance", "one_by_one", "finish"), built)
     )
     consts = (problem.lower, problem.upper, cfg)
-    stats = {"rounds": 0, "compactions": 0, "pooled": 0}
+    stats = {"rounds": 1, "compactions": 0, "pooled": 0, "tail": 0}
     state, args, mask, nobs = programs[0](x0p, *consts, datap)
-    state, args, nobs, running = _rounds(programs[1], state, consts, args, nobs, stats, to_end)
+    steps = _NO_LIMIT if ROUND_STEPS is None or size <= SMALL_CHUNK else ROUND_STEPS
+    state = programs[1](state, *consts, args, nobs, steps)
+    running = np.flatnonzero(np.asarray(state.status)[:b] == RUNNING)
     return _Chunk(programs, consts, b, mask, state, args, nobs, running, stats)
 
 
-def _pool(chunks: list[_Chunk]) -> None:
-    """Finish the chunks' unfinished members together, in groups of :data:`COMPACT_SIZES`
-    (a few slow members of many chunks share one small group instead of one each)."""
-    pending = [(c, int(r)) for c in chunks for r in c.running if r < c.members]
+def _sequential_tail_pays() -> bool:
+    """True on a CPU, where a step of the unbatched loop costs a few µs against 13-30 µs
+    for a vectorised group of 8; on an accelerator a step costs about the same for one
+    lane or thousands (kernel launches), so the pooled groups run to their end instead."""
+    from ..backends.jax_backend import import_jax
+
+    return import_jax().default_backend() == "cpu"
+
+
+def _pool(chunks: list[_Chunk], runner: Runner = _serial, workers: int = 1) -> None:
+    """Finish the members the chunks' first rounds left running, pooled over all chunks.
+
+    While more than ``chunk // TAIL_FRACTION`` of them run (on an accelerator, while any
+    does: :func:`_sequential_tail_pays`), they go on in rounds of
+    :data:`ROUND_STEPS` (doubling when they did not halve) in groups of the chunk size
+    (the chunk's own compiled program; after each round the ones still running are
+    regrouped, so finished members stop costing); the last ones finish in the sequential
+    program, in groups of :data:`TAIL_SIZE` (at least ``workers`` groups), where each
+    costs only its own steps. Every member takes exactly the steps of one uninterrupted
+    solve (a step sees only its member's state). ``runner`` runs the groups of a round
+    (several threads). The pooled members' finishing step runs here too; their outcomes
+    go back to the chunks (``finished``), whose own states stay where they are.
+    """
+    from ..status import RUNNING
+
+    pending = [c for c in chunks if c.running.size]
     if not pending:
         return
-    count = len(pending)
-    size = next((s for s in sorted(COMPACT_SIZES) if s >= count), None)
-    if size is None:
-        size = max(COMPACT_SIZES) * -(-count // max(COMPACT_SIZES))
-    take = [pending[i] for i in range(count)] + [pending[0]] * (size - count)
-
-    def gather(get: Callable) -> Any:
-        return _tree(lambda *rows: np.stack(rows), *(get(c, r) for c, r in take))
-
-    state = gather(lambda c, r: _tree(lambda a: a[r], c.state))
-    args = gather(lambda c, r: _tree(lambda a: a[r], c.args))
-    nobs = np.stack([np.asarray(c.nobs)[r] for c, r in take])
     first = chunks[0]
-    first.stats["pooled"] += count
-    first.stats["compactions"] += 1
-    state, _, _, _ = _rounds(first.programs[1], state, first.consts, args, nobs, first.stats)
-    state = _host(state)
-    for i, (c, r) in enumerate(pending):
+    step_on, one_by_one = first.programs[1], first.programs[2]
+    consts, stats = first.consts, first.stats
+    size = int(np.shape(first.nobs)[0])
 
-        def put(dst: np.ndarray, src: np.ndarray, r: int = int(r), i: int = i) -> None:
-            dst[r] = src[i]
+    def gather(get: Callable[[_Chunk], Any]) -> Any:
+        parts = [_take_rows(get(c), c.running) for c in pending]
+        return _tree(lambda *a: np.concatenate(a), *parts)
 
-        _tree(put, c.state, state)
-    for c in chunks:
+    state = gather(lambda c: c.state)
+    args = gather(lambda c: c.args)
+    nobs = gather(lambda c: c.nobs)
+    stats["pooled"] += int(nobs.shape[0])
+
+    def run(program: Callable, groups: list[np.ndarray], group_size: int, steps: int) -> None:
+        def call(rows: np.ndarray) -> Any:
+            st, ar, nb = _group(state, args, nobs, rows, group_size)
+            return program(st, *consts, ar, nb, steps)
+
+        for rows, out in zip(groups, runner(call, [(g,) for g in groups])):
+            _put_rows(state, rows, out)
+        stats["rounds"] += len(groups)
+
+    steps = ROUND_STEPS or _NO_LIMIT
+    running = np.flatnonzero(state.status == RUNNING)
+    tail = max(size // TAIL_FRACTION, 1) if _sequential_tail_pays() else 0
+    while running.size > tail:
+        run(step_on, _split(running, size), size, steps)
+        stats["compactions"] += 1
+        before, running = running.size, np.flatnonzero(state.status == RUNNING)
+        if 2 * running.size > before:
+            steps = min(2 * steps, _NO_LIMIT)
+    stats["tail"] += int(running.size)
+    steps = TAIL_STEPS
+    while running.size:  # the few members left after TAIL_STEPS (at most) share the threads
+        run(one_by_one, _split(running, TAIL_SIZE, workers), TAIL_SIZE, steps)
+        running, steps = np.flatnonzero(state.status == RUNNING), _NO_LIMIT
+    # their finishing step here, in groups of the chunk size; only the outcomes go back
+    pooled = np.arange(nobs.shape[0])
+    blocks = [pooled[i : i + size] for i in range(0, pooled.size, size)]
+    finish = first.programs[3]
+
+    def end(rows: np.ndarray) -> tuple:
+        st, ar, nb = _group(state, args, nobs, rows, size)
+        return tuple(np.asarray(a)[: rows.size] for a in finish(st, *consts, ar, nb))
+
+    packed = tuple(np.concatenate(parts) for parts in zip(*runner(end, [(b,) for b in blocks])))
+    offset = 0
+    for c in pending:
+        mine = slice(offset, offset + c.running.size)
+        c.finished = (c.running, tuple(a[mine] for a in packed))
         c.running = np.zeros(0, dtype=np.int64)
+        offset = mine.stop
 
 
 def _end(chunk: _Chunk) -> dict[str, Any]:
     """The finishing step of a chunk whose members have all stopped: its results."""
     b = chunk.members
-    packed = chunk.programs[2](chunk.state, *chunk.consts, chunk.args, chunk.nobs)
-    o = unpack(tuple(np.asarray(a)[:b] for a in packed))
+    packed = chunk.programs[3](chunk.state, *chunk.consts, chunk.args, chunk.nobs)
+    packed = tuple(np.array(np.asarray(a)[:b]) for a in packed)
+    if chunk.finished:  # the outcomes of the members that finished pooled
+        rows, theirs = chunk.finished
+        for mine, new in zip(packed, theirs):
+            mine[rows] = new
+    o = unpack(packed)
     return {
         "x": o.x,
         "gradient": o.g,
@@ -397,7 +416,9 @@ def _end(chunk: _Chunk) -> dict[str, Any]:
 
 def _solve_vectorised(problem: _Problem, x0: np.ndarray, data: tuple) -> dict[str, Any]:
     """One chunk solved on its own (on an executor's worker, or a batch of one chunk)."""
-    return _end(_begin(problem, x0, data, to_end=True))
+    chunk = _begin(problem, x0, data)
+    _pool([chunk])
+    return _end(chunk)
 
 
 def _settings(minimizer: Any, method: str, errordef: float, n: int) -> dict[str, float]:
