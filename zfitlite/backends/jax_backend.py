@@ -94,8 +94,9 @@ class JaxOps(ArrayOps):
         return self._jax.value_and_grad(fn, argnums=0)
 
     def hessian(self, fn: Callable) -> Callable:
-        """``(x, args) ->`` the Hessian of a scalar ``fn(x, args)`` with respect to ``x``."""
-        return self._jax.hessian(fn, argnums=0)
+        """``(x, args) ->`` the Hessian of a scalar ``fn(x, args)`` with respect to ``x``
+        (column by column over large data: :data:`HESSIAN_BY_COLUMNS_SIZE`)."""
+        return _hessian(self._jax, fn)
 
     def jacobian(self, fn: Callable) -> Callable:
         """Forward-mode Jacobian of ``fn(x, args)`` with respect to ``x``."""
