@@ -12,7 +12,7 @@ from .._ragged import batch_data
 from .executors import _default_chunk, _local_threads, _run_chunks, _show_progress
 from .problem import _as_data, _jax_traceable, _loss_parts, _Problem
 from .result import BatchFitResult
-from .vectorised import _settings
+from .vectorised import _settings, on_accelerator
 
 
 def _pick_method(minimizer: Any, kind: str, has_bounds: bool) -> str:
@@ -146,8 +146,10 @@ def minimize_batch(
         raise ValueError("backend='jax' was requested but the loss does not trace under JAX")
     method = _pick_method(minimizer, kind, has_bounds) if use_jax else "each"
     if chunk_size is None:
-        threads = _local_threads(use_jax and method != "each", batch) if executor is None else 1
-        chunk_size = _default_chunk(batch, executor, threads)
+        vectorised = use_jax and method != "each"
+        threads = _local_threads(vectorised, batch) if executor is None else 1
+        accelerator = vectorised and executor is None and on_accelerator()
+        chunk_size = _default_chunk(batch, executor, threads, accelerator)
     chunk_size = max(1, int(chunk_size))
     settings = _settings(minimizer, method, errordef, n)
     problem = _Problem(
