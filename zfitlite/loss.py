@@ -364,6 +364,9 @@ class LeastSquares(BaseLoss):
         #: The Jacobian's structure as given (``jac_sparsity``), or None.
         self.jac_sparsity = None if jac_sparsity is None else as_pattern(jac_sparsity)
         self._constraint_idx: tuple[int, ...] = ()
+        #: set once the user's jacobian returned a sparse matrix (numpy backend: the
+        #: Hessian is then differenced in groups, see ``NumpyBackend.least_squares``)
+        self._sparse_seen = [False]
         super().__init__(params=params, errordef=errordef, backend=backend, name=name)
         if self.jac_sparsity is not None and self.params is not None:
             as_pattern(self.jac_sparsity, len(self.params))  # a wrong shape fails here
@@ -435,15 +438,18 @@ class LeastSquares(BaseLoss):
         args = self.args
         if backend.name == "jax" and self.padded_args is not None:
             args = self.padded_args  # from_data: the data padded to its bucket size
-        if self.jac_sparsity is not None:
-            # only the numpy backend takes a pattern (jac_sparsity forces it)
+        if backend.name == "numpy":  # only the numpy backend takes these (see its docs)
+            sparsity = None
+            if self.jac_sparsity is not None:
+                sparsity = self.cached(("jac_sparsity", n), lambda: self._pattern(n))
             return cast(Any, backend).least_squares(
                 self.residuals_func,
                 n,
                 jacobian=self.jacobian_func,
                 typical=typical,
                 args=args,
-                sparsity=self.cached(("jac_sparsity", n), lambda: self._pattern(n)),
+                sparsity=sparsity,
+                sparse_seen=self._sparse_seen,
             )
         return backend.least_squares(
             self.residuals_func, n, jacobian=self.jacobian_func, typical=typical, args=args

@@ -123,14 +123,18 @@ class NumpyBackend(Backend):
         typical: Any = None,
         args: tuple = (),
         sparsity: SparsePattern | None = None,
+        sparse_seen: list[bool] | None = None,
     ) -> CompiledLoss:
         """:meth:`Backend.least_squares`; with ``sparsity`` (the Jacobian's structure, see
         :mod:`~zfitlite.backends.sparse_numdiff`) the numerical Jacobian is a
         ``scipy.sparse`` CSR matrix by grouped differences, and a ``jacobian`` may return
-        a sparse matrix (kept sparse, as CSR)."""
+        a sparse matrix (kept sparse, as CSR). ``sparse_seen`` (one flag, kept by the
+        loss across builds) records that it did, so that the Hessian (``hesse()``) is then
+        differenced in groups of ``J^T J``'s structure."""
         raw = RawCounter()
         residuals, jacobian = raw.wrap(residuals), raw.wrap(jacobian)
-        seen_sparse = [False]  # the user's jacobian returned a sparse matrix (hess below)
+        # the user's jacobian returned a sparse matrix (read by hess below)
+        seen_sparse = [False] if sparse_seen is None else sparse_seen
         if jacobian is not None:
             jac_calls = 1
         elif sparsity is not None:
