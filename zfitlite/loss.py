@@ -409,6 +409,12 @@ class LeastSquares(BaseLoss):
         self.args = (*self.user_args, w, np.float64(self.f_scale), mu, scale * W)
 
     @property
+    def sparse_jacobian(self) -> bool:
+        """True when the Jacobian is known to be sparse: ``jac_sparsity`` was given, or the
+        ``jacobian`` returned a ``scipy.sparse`` matrix in an earlier fit (numpy backend)."""
+        return self.jac_sparsity is not None or self._sparse_seen[0]
+
+    @property
     def nobs(self) -> int | None:
         """The observed residuals (unmasked points plus constraint rows); None when not
         known without evaluating the residuals (then every residual counts)."""

@@ -467,12 +467,13 @@ def eager_sparse_functions(evaluator: Any) -> SparseFunctions:
 
 
 def iterative(evaluator: Any) -> bool:
-    """``linear_solver="auto"``'s choice before any evaluation: LSMR for a loss with
-    ``jac_sparsity``, and for a numpy loss above :data:`ITERATIVE_MIN_PARAMS` parameters
-    (a Jacobian that turns out sparse is caught later, by :func:`detecting`)."""
+    """``linear_solver="auto"``'s choice before any evaluation: LSMR for a loss whose
+    Jacobian is known to be sparse (``jac_sparsity``, or sparse in an earlier fit) and for a
+    numpy loss above :data:`ITERATIVE_MIN_PARAMS` parameters (a Jacobian that turns out
+    sparse at its first call is caught by :func:`detecting`)."""
     if evaluator.compiled.backend != "numpy":
         return False
-    return getattr(evaluator.loss, "jac_sparsity", None) is not None or (
+    return bool(getattr(evaluator.loss, "sparse_jacobian", False)) or (
         evaluator.n > ITERATIVE_MIN_PARAMS
     )
 
