@@ -325,3 +325,15 @@ def test_bad_patterns_give_clear_errors() -> None:
         LevenbergMarquardt().minimize(loss, x0)
     with pytest.raises(ValueError, match="linear_solver"):
         LevenbergMarquardt(options={"linear_solver": "qr"})
+
+
+def test_other_minimizers_accept_a_sparse_loss() -> None:
+    residuals, jac, pattern, x0, _ = peaks(20)
+    ref = LevenbergMarquardt(tol=1e-8).minimize(zfitlite.LeastSquares(residuals, jacobian=jac), x0)
+    for loss in (
+        zfitlite.LeastSquares(residuals, jacobian=jac),
+        zfitlite.LeastSquares(residuals, jac_sparsity=pattern),
+    ):
+        fit = zfitlite.minimize.ScipyLeastSquares(tol=1e-8).minimize(loss, x0)
+        assert fit.valid
+        assert np.allclose(fit.x, ref.x, rtol=1e-5, atol=1e-5)
