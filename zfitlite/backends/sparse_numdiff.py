@@ -125,12 +125,15 @@ class SparsePattern:
     P: Any
     groups: np.ndarray
     ngroups: int
+    #: each stored entry's column (``P``'s CSC order)
+    col_of: np.ndarray
 
     @classmethod
     def of(cls, pattern: Any, n: int | None = None) -> SparsePattern:
         P = as_pattern(pattern, n)
         groups = group_columns(P)
-        return cls(P, groups, int(groups.max(initial=-1)) + 1)
+        col_of = np.repeat(np.arange(P.shape[1]), np.diff(P.indptr))
+        return cls(P, groups, int(groups.max(initial=-1)) + 1, col_of)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -157,9 +160,16 @@ def grouped_jacobian(
     h = steps(x, typ, _C_CENTRAL)
     side = _sides(x, 2 * h, lower, upper)
     data = np.zeros(P.nnz)
-    col_of = np.repeat(np.arange(n), np.diff(P.indptr))  # each stored entry's column
+    col_of = pattern.col_of
     f0 = None
     # groups split by kind: central columns, and one-sided columns per side
+    if not side.any():  # no bound near: every column central, one kind of group
+        diffs = np.empty((pattern.ngroups, m))
+        for g in range(pattern.ngroups):
+            e = np.where(pattern.groups == g, h, 0.0)
+            diffs[g] = np.asarray(func(x + e)) - np.asarray(func(x - e))
+        data = diffs[pattern.groups[col_of], P.indices] / (2.0 * h)[col_of]
+        return scipy.sparse.csc_matrix((data, P.indices, P.indptr), shape=(m, n)).tocsr()
     for kind in (0, 1, -1):
         in_kind = side == kind
         if not in_kind.any():

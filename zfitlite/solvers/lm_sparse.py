@@ -133,11 +133,16 @@ def column_norms(J: Any) -> np.ndarray:
 
 def scaled_jacobian(J: Any, scale: np.ndarray) -> Any:
     """``J * scale`` column by column (``scale``: ``1 / D`` for free parameters, 0 for held
-    ones), as CSR for a sparse ``J``; no densification."""
+    ones); no densification. A sparse ``J`` gives a ``LinearOperator`` holding the scaled
+    matrix in CSR and its transpose in CSR too (LSMR's ``A^T v`` products then run
+    row-wise, about twice as fast as through the CSC view of a CSR matrix)."""
     if scipy.sparse.issparse(J):
         A = J.tocsr(copy=True)
         A.data = A.data * scale[A.indices]
-        return A
+        At = A.T.tocsr()
+        return scipy.sparse.linalg.LinearOperator(
+            A.shape, matvec=A.dot, rmatvec=At.dot, dtype=np.float64
+        )
     return J * scale
 
 
