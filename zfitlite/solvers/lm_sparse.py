@@ -131,6 +131,21 @@ def column_norms(J: Any) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->j", J, J))
 
 
+class _RowWise(scipy.sparse.linalg.LinearOperator):
+    """A CSR matrix ``A`` as a linear operator whose transpose products use ``A^T`` in
+    CSR (``At``), fixed at construction."""
+
+    def __init__(self, A: Any, At: Any) -> None:
+        super().__init__(np.float64, A.shape)
+        self.A, self.At = A, At
+
+    def _matvec(self, v: np.ndarray) -> np.ndarray:
+        return self.A @ v
+
+    def _rmatvec(self, v: np.ndarray) -> np.ndarray:
+        return self.At @ v
+
+
 def scaled_jacobian(J: Any, scale: np.ndarray) -> Any:
     """``J * scale`` column by column (``scale``: ``1 / D`` for free parameters, 0 for held
     ones); no densification. A sparse ``J`` gives a ``LinearOperator`` holding the scaled
@@ -140,9 +155,7 @@ def scaled_jacobian(J: Any, scale: np.ndarray) -> Any:
         A = J.tocsr(copy=True)
         A.data = A.data * scale[A.indices]
         At = A.T.tocsr()
-        return scipy.sparse.linalg.LinearOperator(
-            A.shape, matvec=A.dot, rmatvec=At.dot, dtype=np.float64
-        )
+        return _RowWise(A, At)
     return J * scale
 
 
