@@ -255,8 +255,8 @@ def test_hesse_on_a_sparse_fit_differences_in_groups(block: dict) -> None:
 
     full = jacobian(lambda x: 2 * jac(x).T @ residuals(x), fit.x)  # n columns, one by one
     assert np.allclose(H, 0.5 * (full + full.T), rtol=1e-6, atol=1e-8 * np.abs(full).max())
-    errs = fit.hesse()
-    assert errs["p0"]["error"] == pytest.approx(np.sqrt(np.linalg.inv(H)[0, 0] * 2.0), rel=1e-4)
+    errs = fit.hesse()  # a Hessian from differences of a finite-difference gradient
+    assert errs["p0"]["error"] == pytest.approx(np.sqrt(np.linalg.inv(H)[0, 0] * 2.0), rel=1e-3)
     assert fit.info["ncalls"] == before
 
 

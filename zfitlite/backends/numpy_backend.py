@@ -15,6 +15,8 @@ from .numdiff import hessian as nd_hessian
 from .numdiff import hessian_from_gradient as nd_hessian_from_gradient
 from .numdiff import jacobian as nd_jacobian
 from .sparse_numdiff import (
+    HESSIAN_STEP_EXACT,
+    HESSIAN_STEP_NOISY,
     SparsePattern,
     grouped_hessian,
     grouped_jacobian,
@@ -183,7 +185,8 @@ class NumpyBackend(Backend):
                 J = jac(x)  # a sparse Jacobian gives the Hessian's structure
                 pattern = hessian_pattern(J) if is_sparse(J) else None
             if pattern is not None:
-                return grouped_hessian(gradient, x, pattern, typical)
+                c = HESSIAN_STEP_EXACT if jacobian is not None else HESSIAN_STEP_NOISY
+                return grouped_hessian(gradient, x, pattern, typical, c)
             return nd_hessian(value, x, typical)
 
         if sparsity is not None or jacobian is not None:

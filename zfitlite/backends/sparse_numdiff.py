@@ -5,11 +5,11 @@ With a known pattern (which residual depends on which parameter, as scipy
 (Curtis, Powell and Reid 1974): one perturbation of all the columns of a group gives all
 their entries at once, so a Jacobian costs a few residual evaluations per *group* instead
 of per parameter. Central differences (one-sided second-order ones within two steps of
-a bound, as :mod:`~zfitlite.backends.numdiff` does) with the step ``eps^(1/3)`` relative to each parameter's scale (as
-:mod:`~zfitlite.backends.numdiff` sizes them): two residual calls per group. (The dense
-Jacobian's Richardson extrapolation takes steps of ``eps^(1/5)``, too long for a
-parameter far from zero whose function varies on a short scale, such as a peak's centre
-at 1,000 with width 1, and doubles the calls.)
+a bound, as :mod:`~zfitlite.backends.numdiff` does) with the step ``sqrt(eps)``
+relative to each parameter's scale (as :mod:`~zfitlite.backends.numdiff` sizes them):
+two residual calls per group. (The dense Jacobian's Richardson extrapolation takes
+steps of ``eps^(1/5)``, too long for a parameter far from zero whose function varies on
+a short scale, such as a peak's centre at 1,000 with width 1, and doubles the calls.)
 
 The result is a ``scipy.sparse.csr_matrix`` with exactly the pattern's structure.
 """
@@ -25,12 +25,23 @@ import scipy.sparse
 
 from .numdiff import Typical, _sides, _split, steps
 
-#: Relative step of the central (and one-sided second-order) differences: ``eps^(1/3)``,
-#: the error-balancing step of a second-order formula (truncation ``h^2``, rounding
-#: ``eps / h``), about 1e-10 relative on a smooth, well-scaled function.
-_C_CENTRAL = float(np.finfo(np.float64).eps) ** (1 / 3)
+#: Relative step of the central (and one-sided second-order) differences: ``sqrt(eps)``
+#: (scipy's 2-point step), shorter than the error-balancing ``eps^(1/3)``: a parameter far
+#: from zero whose function varies on a short scale (a peak's centre at 6e4, width 1)
+#: then still gets a step well inside that scale (1e-3, where ``eps^(1/3)`` gives 0.4 and
+#: a Jacobian wrong by percents), at the price of rounding of about 1e-8 relative on a
+#: well-scaled function (central differences: no truncation error to speak of there).
+_C_CENTRAL = float(np.finfo(np.float64).eps) ** 0.5
+
+#: Relative step of :func:`grouped_hessian` on an exact gradient (error-balancing for
+#: central differences, about 1e-10 relative).
+HESSIAN_STEP_EXACT = float(np.finfo(np.float64).eps) ** (1 / 3)
+#: ... and on a gradient from finite differences (about 1e-4 relative).
+HESSIAN_STEP_NOISY = float(np.finfo(np.float64).eps) ** 0.25
 
 __all__ = [
+    "HESSIAN_STEP_EXACT",
+    "HESSIAN_STEP_NOISY",
     "SparsePattern",
     "as_pattern",
     "group_columns",
@@ -199,8 +210,13 @@ def grouped_hessian(
     x: np.ndarray,
     structure: Any,
     typical: Typical = None,
+    c: float = HESSIAN_STEP_EXACT,
 ) -> np.ndarray:
     """The Hessian (dense, ``n x n``) from central differences of a gradient, in groups.
+
+    ``c`` is the relative step: :data:`HESSIAN_STEP_EXACT` for an exact gradient,
+    :data:`HESSIAN_STEP_NOISY` for one that is itself a finite difference (its error,
+    about 1e-8 relative, is divided by the step).
 
     ``structure`` is the Hessian's pattern (``n x n``; for a least-squares loss the
     structure of ``J^T J``, :func:`hessian_pattern`). Symmetry is used as in Powell and
@@ -220,7 +236,7 @@ def grouped_hessian(
     ng = int(groups.max(initial=-1)) + 1
     groups = np.where(dense, ng + np.cumsum(dense) - 1, groups)  # one group per dense column
     typ, _, _ = _split(typical)
-    h = steps(x, typ, _C_CENTRAL)
+    h = steps(x, typ, c)
     H = np.zeros((n, n))
     for g in range(int(groups.max(initial=-1)) + 1):
         cols = groups == g
@@ -228,11 +244,11 @@ def grouped_hessian(
             continue
         e = np.where(cols, h, 0.0)
         d = np.asarray(grad(x + e)) - np.asarray(grad(x - e))
-        for c in np.flatnonzero(cols):
-            rows = P.indices[P.indptr[c] : P.indptr[c + 1]]
-            if not dense[c]:
+        for j in np.flatnonzero(cols):
+            rows = P.indices[P.indptr[j] : P.indptr[j + 1]]
+            if not dense[j]:
                 rows = rows[~dense[rows]]
-            H[rows, c] = d[rows] / (2.0 * h[c])
+            H[rows, j] = d[rows] / (2.0 * h[j])
     Hd = H[:, dense]
     H[dense, :] = Hd.T  # the dense columns give the rows the grouping left out
     H[:, dense] = Hd
