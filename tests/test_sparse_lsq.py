@@ -337,3 +337,57 @@ def test_other_minimizers_accept_a_sparse_loss() -> None:
         fit = zfitlite.minimize.ScipyLeastSquares(tol=1e-8).minimize(loss, x0)
         assert fit.valid
         assert np.allclose(fit.x, ref.x, rtol=1e-5, atol=1e-5)
+
+
+def test_damped_steps_on_extended_rosenbrock() -> None:
+    """Far from the minimum the Gauss-Newton step does not fit the trust region: the
+    damped LSMR steps (with rejections) still reach the minimum, as the dense LM does."""
+    n = 60
+    rows = np.repeat(np.arange(n), [2, 1] * (n // 2))
+    cols = np.concatenate([[i, i + 1, i] for i in range(0, n, 2)])
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        out = np.empty(n)
+        out[0::2] = 10.0 * (x[1::2] - x[0::2] ** 2)
+        out[1::2] = 1.0 - x[0::2]
+        return out
+
+    def jac(x: np.ndarray) -> scipy.sparse.csr_matrix:
+        v = np.stack([-20.0 * x[0::2], np.full(n // 2, 10.0), np.full(n // 2, -1.0)], 1)
+        return scipy.sparse.csr_matrix((v.ravel(), (rows, cols)), shape=(n, n))
+
+    x0 = np.tile([-1.2, 1.0], n // 2)
+    lams: list[float] = []
+    fit = LevenbergMarquardt(
+        tol=1e-8, callback=lambda st: lams.append(st.extras["lambda"])
+    ).minimize(zfitlite.LeastSquares(residuals, jacobian=jac), x0)
+    dense = LevenbergMarquardt(tol=1e-8, options={"linear_solver": "svd"}).minimize(
+        zfitlite.LeastSquares(residuals, jacobian=lambda x: jac(x).toarray()), x0
+    )
+    assert fit.valid and fit.info["linear_solver"] == "lsmr"
+    assert np.allclose(fit.x, 1.0, atol=1e-7) and np.allclose(dense.x, 1.0, atol=1e-7)
+    assert max(lams) > 0  # damped steps
+
+
+def test_the_damped_step_lands_on_the_trust_region_boundary() -> None:
+    from zfitlite.solvers.lm_sparse import IterativeSettings, damped_step, gauss_newton
+
+    rng = np.random.default_rng(7)
+    A = scipy.sparse.random(50, 20, density=0.2, random_state=rng, format="csr")
+    A = (A + scipy.sparse.eye(50, 20)).tocsr()
+    r = rng.normal(size=50)
+    it = IterativeSettings()
+    zgn, edm, singular, _ = gauss_newton(A, r, it)
+    assert not singular
+    Ad = A.toarray()
+    assert edm == pytest.approx(float(r @ Ad @ np.linalg.pinv(Ad) @ r), rel=1e-8)
+    delta = 0.3 * float(np.linalg.norm(zgn))
+    z, lam, _ = damped_step(A, r, zgn, delta, 0.0, it)
+    assert lam > 0 and np.linalg.norm(z) == pytest.approx(delta, rel=1e-12)
+    # z is the damped solution for its lam, up to the 10 % secular tolerance on its length
+    exact = np.linalg.solve(Ad.T @ Ad + lam * np.eye(20), -Ad.T @ r)
+    assert np.linalg.norm(exact) == pytest.approx(delta, rel=0.1)
+    cos = z @ exact / (np.linalg.norm(z) * np.linalg.norm(exact))
+    assert cos > 1 - 1e-6
+    same, lam0, _ = damped_step(A, r, zgn, 2 * float(np.linalg.norm(zgn)), 0.0, it)
+    assert lam0 == 0.0 and same is zgn
