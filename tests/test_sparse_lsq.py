@@ -105,6 +105,10 @@ def test_block_sparse_agrees_with_dense_lm(block: dict) -> None:
     )
     fit = block["sparse"]
     assert dense.valid and "linear_solver" not in dense.info
+    by_pattern = LevenbergMarquardt(tol=1e-8, options={"linear_solver": "svd"}).minimize(
+        zfitlite.LeastSquares(block["residuals"], jac_sparsity=block["pattern"]), block["x0"]
+    )  # the sparse Jacobian densified for the SVD
+    assert by_pattern.valid and "linear_solver" not in by_pattern.info
     sig = _sigmas(block["jac"], fit.x)
     assert np.max(np.abs(fit.x - dense.x) / sig) < 1e-4
     assert fit.fmin == pytest.approx(dense.fmin, rel=1e-10, abs=1e-8)

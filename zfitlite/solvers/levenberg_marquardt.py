@@ -545,7 +545,7 @@ class LevenbergMarquardt(BaseMinimizer):
             cfg = self._lsq_settings(evaluator, compiled=False)
             seen: list = []
             solver = LSQSolver(
-                lm_sparse.detecting(eager_functions(evaluator), seen, solver_choice == "svd"),
+                lm_sparse.detecting(evaluator, eager_functions(evaluator), seen, solver_choice),
                 numpy_ops,
                 lower,
                 upper,

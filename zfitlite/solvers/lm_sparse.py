@@ -496,16 +496,25 @@ def iterative(evaluator: Any) -> bool:
     )
 
 
-def detecting(fns: Any, seen: list, densify: bool = False) -> Any:
+def detecting(evaluator: Any, fns: Any, seen: list, linear_solver: str = "auto") -> Any:
     """The dense solver's functions (:class:`~.lm_least_squares.LSQFunctions`), raising
-    :class:`SparseJacobianSeen` when the Jacobian comes back sparse (or, with
-    ``densify``, converting it to a dense array); the last residuals are kept in ``seen``
-    (``[x, r]``) so that the iterative solver can start from them without evaluating
-    again."""
+    :class:`SparseJacobianSeen` when the Jacobian comes back sparse (with
+    ``linear_solver="svd"``: converting it to a dense array); the last residuals are kept
+    in ``seen`` (``[x, r]``) so that the iterative solver can start from them without
+    evaluating again. ``fns`` itself where no Jacobian can be sparse (numpy backend
+    without a user ``jacobian`` or ``jac_sparsity``): the small fits' loop pays nothing."""
+    loss = evaluator.loss
+    maybe_sparse = (
+        getattr(loss, "jacobian_func", None) is not None
+        or getattr(loss, "jac_sparsity", None) is not None
+    )
+    if evaluator.compiled.backend != "numpy" or not maybe_sparse:
+        return fns
+    densify = linear_solver == "svd"
 
     def residuals(x: Any, args: tuple) -> Any:
         r = fns.residuals(x, args)
-        seen[:] = [np.array(x), r]
+        seen[:] = [x, r]  # the solver never writes into its points: no copy
         return r
 
     def jacobian(x: Any, args: tuple) -> Any:
