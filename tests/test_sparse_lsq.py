@@ -395,3 +395,28 @@ def test_the_damped_step_lands_on_the_trust_region_boundary() -> None:
     assert cos > 1 - 1e-6
     same, lam0, _ = damped_step(A, r, zgn, 2 * float(np.linalg.norm(zgn)), 0.0, it)
     assert lam0 == 0.0 and same is zgn
+
+
+@pytest.mark.parametrize("linear_solver", ["lsmr", "svd"])
+def test_a_rank_deficient_jacobian_is_singular(linear_solver: str) -> None:
+    t = np.linspace(0.0, 1.0, 40)
+    y = 1.0 + 2.0 * t
+    J = scipy.sparse.csr_matrix(np.stack([np.ones(40), np.ones(40), t], 1))  # p0, p1: one sum
+    loss = zfitlite.LeastSquares(
+        lambda p: p[0] + p[1] + p[2] * t - y, jacobian=lambda p: J, backend="numpy"
+    )
+    fit = LevenbergMarquardt(options={"linear_solver": linear_solver}).minimize(loss, np.zeros(3))
+    assert fit.status is Status.SINGULAR and not fit.valid
+    assert fit.x[0] + fit.x[1] == pytest.approx(1.0) and fit.x[2] == pytest.approx(2.0)
+
+
+def test_a_sparse_jacobian_on_the_jax_backend_is_refused_clearly() -> None:
+    pytest.importorskip("jax")
+    t = np.linspace(0.0, 1.0, 10)
+    loss = zfitlite.LeastSquares(
+        lambda p: p[0] + p[1] * t - 1.0,
+        jacobian=lambda p: scipy.sparse.csr_matrix(np.stack([np.ones(10), t], 1)),
+        backend="jax",
+    )
+    with pytest.raises(LossEvaluationError, match="backend='numpy'"):
+        LevenbergMarquardt(options={"linear_solver": "lsmr"}).minimize(loss, np.zeros(2))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from ..exceptions import LossOutputError
 from .numdiff import Typical, _sides, _split, steps
 
 #: Relative step of the central (and one-sided second-order) differences: ``sqrt(eps)``
@@ -42,14 +43,32 @@ HESSIAN_STEP_NOISY = float(np.finfo(np.float64).eps) ** 0.25
 __all__ = [
     "HESSIAN_STEP_EXACT",
     "HESSIAN_STEP_NOISY",
+    "SPARSE_NEEDS_NUMPY",
     "SparsePattern",
     "as_pattern",
+    "dense_jacobian",
     "group_columns",
     "grouped_hessian",
     "grouped_jacobian",
     "hessian_pattern",
     "is_sparse",
 ]
+
+
+#: What to do about a sparse Jacobian on a backend that has no sparse path.
+SPARSE_NEEDS_NUMPY = (
+    "the jacobian returned a scipy.sparse matrix, which only the numpy backend keeps sparse; "
+    "create the loss with backend='numpy' (or pass jac_sparsity=, which picks it)"
+)
+
+
+def dense_jacobian(J: Any) -> np.ndarray:
+    """A user's Jacobian as a float64 array, on a backend without a sparse path: a
+    ``scipy.sparse`` matrix is refused with :data:`SPARSE_NEEDS_NUMPY` (the automatic
+    backend choice picked JAX for residuals that trace, the user meant sparse)."""
+    if is_sparse(J):
+        raise LossOutputError(SPARSE_NEEDS_NUMPY)
+    return np.asarray(J, dtype=np.float64)
 
 
 def is_sparse(a: Any) -> bool:

@@ -28,8 +28,8 @@ problem, where LSMR's ``m n`` products are cheaper than an ``m n^2`` SVD).
 Differences from the dense solver: no geodesic acceleration and no polishing (secant)
 step (both need ``n x n`` or extra solves); the fit's result holds the gradient but no
 Hessian (``result.hesse()`` computes one when asked). A converged fit whose scaled
-Jacobian LSMR finds ill-conditioned beyond :data:`~zfitlite.criterion.SINGULAR_RTOL`, or
-with a free parameter that no residual depends on, is ``SINGULAR``.
+Jacobian has a null direction (one more LSMR solve at the end: :func:`has_null_direction`),
+or a free parameter that no residual depends on, is ``SINGULAR``.
 
 Everything is a pure function of an explicit :class:`SparseLSQState`, run by
 :func:`.driver.solve` (numpy only: the loop is eager).
@@ -53,6 +53,7 @@ from .lm_least_squares import LSQSettings
 
 __all__ = [
     "ITERATIVE_MIN_PARAMS",
+    "NULL_FRACTION",
     "IterativeSettings",
     "SparseFunctions",
     "SparseJacobianSeen",
@@ -63,6 +64,7 @@ __all__ = [
     "detecting",
     "eager_sparse_functions",
     "gauss_newton",
+    "has_null_direction",
     "iterative",
     "minimize_sparse",
     "scaled_jacobian",
@@ -176,6 +178,29 @@ def gauss_newton(
     z, istop, itn = _lsmr(A, -r, 0.0, it.rtol, it.maxiter)
     Az = A @ z
     return z, float(Az @ Az), istop in (3, 6), itn
+
+
+#: A random direction keeping more than this fraction of its length outside the row space
+#: of ``A`` (:func:`has_null_direction`) means a rank-deficient Jacobian.
+NULL_FRACTION = 1e-6
+
+
+def has_null_direction(A: Any, free: np.ndarray) -> bool:
+    """True when the scaled Jacobian ``A`` has a null direction among the free parameters.
+
+    Matrix-free: for a fixed random ``v`` (over the free parameters) one LSMR solve of the
+    consistent system ``A y = A v`` started from 0 gives the minimum-norm ``y``, the
+    projection of ``v`` onto ``A``'s row space; what is left, ``v - y``, lies in the null
+    space. A fraction above :data:`NULL_FRACTION` of ``||v||`` flags a rank deficiency
+    (a random ``v`` has a component of about ``1 / sqrt(n)`` along any null direction;
+    directions with singular values below about 1e-12 of the largest count as null, where
+    the SVD path's threshold is :data:`~zfitlite.criterion.SINGULAR_RTOL`).
+    """
+    if not free.any():
+        return False
+    v = np.where(free, np.random.default_rng(0).standard_normal(free.size), 0.0)
+    y, _, _ = _lsmr(A, A @ v, 0.0, 1e-12, None)
+    return bool(np.linalg.norm(v - y) > NULL_FRACTION * np.linalg.norm(v))
 
 
 def damped_step(
@@ -407,10 +432,13 @@ def _finite(J: Any) -> bool:
     return bool(np.isfinite(data).all())
 
 
-def sparse_postprocess(st: SparseLSQState, cfg: LSQSettings) -> Outcome:
+def sparse_postprocess(
+    st: SparseLSQState, cfg: LSQSettings, lower: np.ndarray, upper: np.ndarray
+) -> Outcome:
     """The final status (a stalled fit meeting its goal converged; a converged fit whose
-    scaled Jacobian lost rank is ``SINGULAR``), the gradient ``2 J^T r`` and the EDM. The
-    :class:`~.driver.Outcome`'s Hessian is None: nothing ``n x n`` is formed."""
+    scaled Jacobian lost rank is ``SINGULAR``: :func:`has_null_direction`), the gradient
+    ``2 J^T r`` and the EDM. The :class:`~.driver.Outcome`'s Hessian is None: nothing
+    ``n x n`` is formed."""
     m, n = st.r.shape[0], st.x.shape[0]
     status = st.status
     if st.J is not None:
@@ -418,9 +446,11 @@ def sparse_postprocess(st: SparseLSQState, cfg: LSQSettings) -> Outcome:
         met = st.edm < goal or st.edm < cfg.tol_errordef
         if status == int(Status.NO_STEP) and met:
             status = int(Status.CONVERGED)
-        if status == int(Status.CONVERGED) and st.singular:
-            status = int(Status.SINGULAR)
         g = 2.0 * np.asarray(st.J.T @ st.r).reshape(-1)
+        if status == int(Status.CONVERGED) and (
+            st.singular or has_null_direction(st.A, free_mask(st.x, g, lower, upper))
+        ):
+            status = int(Status.SINGULAR)
     else:
         g = np.full(n, np.nan)
     return Outcome(
@@ -463,7 +493,7 @@ class SparseLSQSolver:
         return state.status != RUNNING
 
     def postprocess(self, state: SparseLSQState, args: tuple) -> Outcome:
-        return sparse_postprocess(state, self.cfg)
+        return sparse_postprocess(state, self.cfg, self.lower, self.upper)
 
 
 #: With ``linear_solver="auto"``, a dense numpy Jacobian takes the iterative path above
