@@ -54,6 +54,7 @@ from .lm_least_squares import LSQSettings
 __all__ = [
     "ITERATIVE_MIN_PARAMS",
     "NULL_FRACTION",
+    "REFINE_FACTOR",
     "IterativeSettings",
     "SparseFunctions",
     "SparseJacobianSeen",
@@ -169,15 +170,39 @@ def _lsmr(A: Any, b: np.ndarray, damp: float, rtol: float, maxiter: int | None) 
     return out[0], int(out[1]), int(out[2])
 
 
+#: The Gauss-Newton solve runs first to ``step_rtol``; it is refined to ``rtol`` (warm
+#: started) only when its EDM is below this many times the goal, where the convergence
+#: decision needs the EDM's digits. Far from the minimum a loose step is as good a step.
+REFINE_FACTOR = 1e4
+
+
 def gauss_newton(
-    A: Any, r: np.ndarray, it: IterativeSettings
+    A: Any, r: np.ndarray, it: IterativeSettings, goal: float = np.inf
 ) -> tuple[np.ndarray, float, bool, int]:
     """``(z, edm, singular, iterations)``: the scaled Gauss-Newton step ``argmin ||A z + r||``,
     the EDM ``||A z||^2``, and whether LSMR found ``A`` ill-conditioned beyond
-    :data:`~zfitlite.criterion.SINGULAR_RTOL` (its ``istop`` 3 or 6)."""
-    z, istop, itn = _lsmr(A, -r, 0.0, it.rtol, it.maxiter)
+    :data:`~zfitlite.criterion.SINGULAR_RTOL` (its ``istop`` 3 or 6).
+
+    Solved to ``it.step_rtol`` first, then, when the EDM is within :data:`REFINE_FACTOR`
+    of ``goal`` (always with the default ``goal=inf``), on to ``it.rtol`` from there.
+    """
+    z, istop, itn = _lsmr(A, -r, 0.0, it.step_rtol, it.maxiter)
     Az = A @ z
-    return z, float(Az @ Az), istop in (3, 6), itn
+    edm = float(Az @ Az)
+    if it.rtol < it.step_rtol and edm < REFINE_FACTOR * goal and istop not in (3, 6):
+        out = scipy.sparse.linalg.lsmr(
+            A,
+            -r,
+            atol=it.rtol,
+            btol=it.rtol,
+            conlim=1.0 / SINGULAR_RTOL,
+            maxiter=it.maxiter,
+            x0=z,
+        )
+        z, istop, itn = out[0], int(out[1]), itn + int(out[2])
+        Az = A @ z
+        edm = float(Az @ Az)
+    return z, edm, istop in (3, 6), itn
 
 
 #: A random direction keeping more than this fraction of its length outside the row space
@@ -260,15 +285,17 @@ def _measure(
     lower: np.ndarray,
     upper: np.ndarray,
     it: IterativeSettings,
+    goal: float = np.inf,
 ) -> tuple:
     """At an accepted point: the scaling, the masked scaled Jacobian, the Gauss-Newton step
-    and the EDM (``(D, A, zgn, edm, singular, iterations)``)."""
+    and the EDM (``(D, A, zgn, edm, singular, iterations)``; ``goal``: the EDM goal there,
+    see :func:`gauss_newton`)."""
     norms = column_norms(J)
     D = np.maximum(D_old, norms)
     D = np.where(D > 0, D, 1.0)  # a column that has always been zero: unit scale
     free = free_mask(x, J.T @ r, lower, upper)
     A = scaled_jacobian(J, np.where(free, 1.0 / D, 0.0))
-    zgn, edm, singular, itn = gauss_newton(A, r, it)
+    zgn, edm, singular, itn = gauss_newton(A, r, it, goal)
     # a free parameter that no residual depends on: the Jacobian has lost rank
     singular = singular or bool(np.any(free & (norms == 0)))
     return D, A, zgn, edm, singular, itn
@@ -342,8 +369,9 @@ def sparse_step(
         J = fns.jacobian(st.x)
         if not _finite(J):
             return st._replace(status=int(Status.NONFINITE), njev=1)
+        goal = lsq_goal(np, cfg.tol_errordef, st.f, _observed(cfg, st.r.shape[0]), st.x.shape[0])
         D, A, zgn, edm, singular, itn = _measure(
-            fns, st.x, st.r, J, np.zeros_like(st.D), lower, upper, it
+            fns, st.x, st.r, J, np.zeros_like(st.D), lower, upper, it, float(goal)
         )
         xnorm = float(np.sqrt(np.sum((D * st.x) ** 2)))
         new = st._replace(
@@ -404,7 +432,10 @@ def sparse_step(
             nlsmr=nlsmr,
         )
         return new._replace(status=check_done(new, cfg))
-    D, A, zgn, edm, singular, k = _measure(fns, x_new, r_new, J_new, st.D, lower, upper, it)
+    goal = lsq_goal(np, cfg.tol_errordef, f_new, _observed(cfg, r_new.shape[0]), st.x.shape[0])
+    D, A, zgn, edm, singular, k = _measure(
+        fns, x_new, r_new, J_new, st.D, lower, upper, it, float(goal)
+    )
     new = SparseLSQState(
         x=x_new,
         r=r_new,
