@@ -358,8 +358,9 @@ class LevenbergMarquardt(BaseMinimizer):
         acceleration); ``"auto"`` takes LSMR when the Jacobian is sparse (a loss with
         ``jac_sparsity``, or a ``jacobian`` returning a ``scipy.sparse`` matrix, seen at
         its first call) or, on the numpy backend, above 1,000 parameters. ``lsmr_rtol``
-        (1e-10: LSMR's tolerance for the Gauss-Newton solve that measures the EDM),
-        ``lsmr_step_rtol`` (1e-6: for the damped trial steps) and ``lsmr_maxiter`` (None:
+        (1e-10: LSMR's tolerance for the Gauss-Newton solve that measures the EDM, once
+        the EDM is within 1e4 of its goal), ``lsmr_step_rtol`` (1e-6: for the damped
+        trial steps and the Gauss-Newton solves before that) and ``lsmr_maxiter`` (None:
         LSMR's default) tune the iterative solves.
 
         On the JAX backend, without ``callback`` and below verbosity 6, the whole

@@ -10,8 +10,8 @@ follows the Jacobian's nonzeros. This is what scipy ``least_squares``' ``trf`` d
 At each accepted point, with ``A = J[:, free] / D`` (Moré's column scaling ``D``, held
 parameters masked out):
 
-* the Gauss-Newton step ``z_gn = argmin ||A z + r||`` (one LSMR solve, tight tolerance)
-  gives the EDM ``||A z_gn||^2`` (the part of the residual the linear model can still
+* the Gauss-Newton step ``z_gn = argmin ||A z + r||`` (one LSMR solve, to a tight
+  tolerance once the EDM nears its goal: :func:`gauss_newton`) gives the EDM ``||A z_gn||^2`` (the part of the residual the linear model can still
   explain: ``g^T H^-1 g / 2`` with ``g = 2 J^T r`` and the Gauss-Newton Hessian
   ``H = 2 J^T J``, exactly the dense solver's ``||U^T r||^2``) and the numerically-settled
   test (the length of ``z_gn`` against ``||D x||``);
