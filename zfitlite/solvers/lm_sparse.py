@@ -241,7 +241,8 @@ def damped_step(
     The Gauss-Newton step ``zgn`` when it fits (``lam = 0``); otherwise ``z(lam)`` with
     ``||z(lam)||`` within 10 % of ``delta`` (a safeguarded secant iteration on
     ``psi(lam) = 1 / ||z(lam)|| - 1 / delta``, nearly linear in ``lam``; each value one
-    LSMR solve warm-started from the last), scaled onto the boundary. ``lam`` is bracketed
+    LSMR solve from 0: LSMR's warm start would damp the correction, not the step), scaled
+    onto the boundary. ``lam`` is bracketed
     by 0 (``psi < 0``) and ``||A^T r|| / delta`` (where ``||z|| <= delta`` for certain).
     """
     gn_norm = float(np.sqrt(zgn @ zgn))
