@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from .backends.ops import remembered
 from .robust import namespace, transform
@@ -157,7 +158,10 @@ class CompositeJacobian:
             missing = missing_at(self.base, x, data)
             w = np.where(missing, 0.0, np.broadcast_to(w, missing.shape))
             data = tuple(_fill(a) for a in data)
-        J = np.asarray(self.jacobian(x, *data), dtype=np.float64)
+        J = self.jacobian(x, *data)
+        if scipy.sparse.issparse(J):
+            return self._sparse(J, w, W)
+        J = np.asarray(J, dtype=np.float64)
         w = np.broadcast_to(w, J.shape[:1])
         J = np.where((w > 0)[:, None], J * np.sqrt(np.where(w > 0, w, 1.0))[:, None], 0.0)
         if self.idx:
@@ -165,6 +169,17 @@ class CompositeJacobian:
             Jc[:, list(self.idx)] = W
             J = np.concatenate([J, Jc])
         return J
+
+    def _sparse(self, J: Any, w: Any, W: Any) -> Any:
+        """The sparse form of ``__call__``: rows weighted, constraint rows appended (CSR)."""
+        J = scipy.sparse.csr_matrix(J, dtype=np.float64)
+        w = np.broadcast_to(w, J.shape[:1])
+        J = scipy.sparse.diags(np.where(w > 0, np.sqrt(np.where(w > 0, w, 1.0)), 0.0)) @ J
+        if self.idx:
+            Jc = np.zeros((len(self.idx), J.shape[1]))
+            Jc[:, list(self.idx)] = W
+            J = scipy.sparse.vstack([J, scipy.sparse.csr_matrix(Jc)])
+        return scipy.sparse.csr_matrix(J)
 
 
 def composite_residuals(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from .backends import CompiledLoss
 from .backends.base import COMPLEX_FIX, real_scalar
@@ -521,16 +522,32 @@ class LossEvaluator:
             self._remember(x, float(r @ r))
         return r
 
-    def jacobian(self, x: Any) -> np.ndarray:
-        """Jacobian of the residuals at ``x``, shape ``(m, n)``."""
+    def jacobian(self, x: Any) -> Any:
+        """Jacobian of the residuals at ``x``, shape ``(m, n)``: a float64 array, or a
+        ``scipy.sparse`` CSR matrix where the loss's Jacobian is sparse."""
         if self.compiled.jacobian is None:
             raise TypeError("a residual Jacobian is only defined for LeastSquares losses")
         x = self._x(x)
         self._spend(1, self._need_j)
         self.njac += 1
-        return self._array(
-            self._call(self.compiled.jacobian, x, "jacobian"), (None, self.n), "jacobian", x
-        )
+        J = self._call(self.compiled.jacobian, x, "jacobian")
+        if scipy.sparse.issparse(J):  # a sparse Jacobian stays sparse (CSR)
+            return self._sparse(J, x)
+        return self._array(J, (None, self.n), "jacobian", x)
+
+    def _sparse(self, J: Any, x: np.ndarray) -> Any:
+        """A sparse Jacobian as float64 CSR, its shape checked as :meth:`_array` does."""
+        if J.dtype.kind == "c":
+            raise LossEvaluationError(
+                f"the loss's jacobian is complex at x={_fmt(x)}; {COMPLEX_FIX}"
+            )
+        if J.ndim != 2 or J.shape[1] != self.n:
+            raise LossEvaluationError(
+                f"the loss's jacobian has shape {J.shape}, expected ('m', {self.n}), at "
+                f"x={_fmt(x)}; the jacobian function must return shape ('m', {self.n}), one "
+                f"column per parameter {list(self.params.names)} in that order"
+            )
+        return scipy.sparse.csr_matrix(J, dtype=np.float64)
 
 
 class _Silenced:

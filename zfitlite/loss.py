@@ -11,14 +11,16 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import scipy.sparse
 
 from .backends import Backend, CompiledLoss, detect_backend, get_backend
 from .backends.base import after_x
 from .backends.numdiff import Typical
 from .backends.ops import forget_native, remembered, same_callable
+from .backends.sparse_numdiff import SparsePattern, as_pattern
 from .cache import GraphCachable
 from .params import Params, make_params
 from .robust import robust_key
@@ -290,6 +292,17 @@ class LeastSquares(BaseLoss):
     constraints : GaussianConstraint or list of them, optional
         Gaussian constraints (priors) on parameters, added as whitened extra residuals
         (see :mod:`zfitlite.constraints`).
+    jac_sparsity : array_like or scipy.sparse matrix, optional
+        The Jacobian's structure, shape ``(m, n)`` (nonzero where residual ``i`` depends
+        on parameter ``j``), as scipy ``least_squares``' ``jac_sparsity``. Without a
+        ``jacobian`` the Jacobian is then a ``scipy.sparse`` matrix from grouped finite
+        differences (columns that share no residual are differenced together: a few
+        residual calls per group of columns instead of per parameter).
+        :class:`~zfitlite.minimize.LevenbergMarquardt` then takes its steps with LSMR on
+        the sparse Jacobian (:mod:`zfitlite.solvers.lm_sparse`), never forming a dense
+        ``m x n`` or ``n x n`` array. Numpy backend only (``backend="auto"`` picks it).
+        A ``jacobian`` may also return a ``scipy.sparse`` matrix, with or without a
+        pattern.
 
     Notes
     -----
@@ -316,6 +329,7 @@ class LeastSquares(BaseLoss):
         loss: Any = "linear",
         f_scale: float = 1.0,
         constraints: Any = None,
+        jac_sparsity: Any = None,
     ) -> None:
         if not callable(residuals):
             raise TypeError(
@@ -339,7 +353,23 @@ class LeastSquares(BaseLoss):
         #: ``args`` with the data padded to a bucket size (``from_data``), used on JAX
         #: (one compiled program per bucket, not per length).
         self.padded_args: tuple | None = None
+        if jac_sparsity is not None:
+            if backend == "auto":
+                backend = "numpy"  # the pattern is for finite differences on numpy
+            elif backend != "numpy":
+                raise ValueError(
+                    f"LeastSquares: jac_sparsity is for the numpy backend, got backend={backend!r}; "
+                    "use backend='numpy' (or 'auto'), or leave jac_sparsity out"
+                )
+        #: The Jacobian's structure as given (``jac_sparsity``), or None.
+        self.jac_sparsity = None if jac_sparsity is None else as_pattern(jac_sparsity)
+        self._constraint_idx: tuple[int, ...] = ()
+        #: set once the user's jacobian returned a sparse matrix (numpy backend: the
+        #: Hessian is then differenced in groups, see ``NumpyBackend.least_squares``)
+        self._sparse_seen = [False]
         super().__init__(params=params, errordef=errordef, backend=backend, name=name)
+        if self.jac_sparsity is not None and self.params is not None:
+            as_pattern(self.jac_sparsity, len(self.params))  # a wrong shape fails here
         self.robust = robust_key(loss)
         self.f_scale = float(f_scale)
         if not (np.isfinite(self.f_scale) and self.f_scale > 0):
@@ -361,6 +391,7 @@ class LeastSquares(BaseLoss):
         names = None if self.params is None else self.params.names
         n = None if self.params is None else len(self.params)
         idx, mu, W = combine_constraints(self.constraints, names, n)
+        self._constraint_idx = tuple(idx)
         self.residuals_func = composite_residuals(
             self.user_residuals, self.robust, idx, self.nan_data
         )
@@ -376,6 +407,12 @@ class LeastSquares(BaseLoss):
         w = np.float64(1.0) if self.weights is None else self.weights
         scale = math.sqrt(self.errordef)
         self.args = (*self.user_args, w, np.float64(self.f_scale), mu, scale * W)
+
+    @property
+    def sparse_jacobian(self) -> bool:
+        """True when the Jacobian is known to be sparse: ``jac_sparsity`` was given, or the
+        ``jacobian`` returned a ``scipy.sparse`` matrix in an earlier fit (numpy backend)."""
+        return self.jac_sparsity is not None or self._sparse_seen[0]
 
     @property
     def nobs(self) -> int | None:
@@ -407,9 +444,33 @@ class LeastSquares(BaseLoss):
         args = self.args
         if backend.name == "jax" and self.padded_args is not None:
             args = self.padded_args  # from_data: the data padded to its bucket size
+        if backend.name == "numpy":  # only the numpy backend takes these (see its docs)
+            sparsity = None
+            if self.jac_sparsity is not None:
+                sparsity = self.cached(("jac_sparsity", n), lambda: self._pattern(n))
+            return cast(Any, backend).least_squares(
+                self.residuals_func,
+                n,
+                jacobian=self.jacobian_func,
+                typical=typical,
+                args=args,
+                sparsity=sparsity,
+                sparse_seen=self._sparse_seen,
+            )
         return backend.least_squares(
             self.residuals_func, n, jacobian=self.jacobian_func, typical=typical, args=args
         )
+
+    def _pattern(self, n: int) -> SparsePattern:
+        """``jac_sparsity`` for ``n`` parameters, grouped, with a row per constraint
+        residual (each depends on every constrained parameter)."""
+        P = as_pattern(self.jac_sparsity, n)
+        idx = self._constraint_idx
+        if idx:
+            Pc = np.zeros((len(idx), n))
+            Pc[:, list(idx)] = 1.0
+            P = scipy.sparse.vstack([P, scipy.sparse.csc_matrix(Pc)]).tocsc()
+        return SparsePattern.of(P, n)
 
     @classmethod
     def from_data(

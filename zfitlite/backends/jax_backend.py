@@ -10,6 +10,7 @@ import numpy as np
 from ..exceptions import BackendNotAvailable, LossOutputError
 from .base import COMPLEX_FIX, SCALAR_FIX, Array, Backend, CompiledLoss
 from .ops import JAX_JIT_ATTR, ArrayOps, jacobi_svd, remembered
+from .sparse_numdiff import dense_jacobian
 
 __all__ = ["JaxBackend", "JaxBatchOps", "JaxOps", "import_jax"]
 
@@ -328,7 +329,7 @@ class JaxBackend(Backend):
 
         def jac(x: Array) -> Array:
             if jacobian is not None:
-                return np.asarray(jacobian(x, *args), dtype=np.float64)
+                return dense_jacobian(jacobian(x, *args))  # a sparse one: a clear error
             return np.asarray(jac_j(x, *args))
 
         def value(x: Array) -> float:

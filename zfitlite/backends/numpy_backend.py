@@ -7,12 +7,22 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from .base import Array, Backend, CompiledLoss, RawCounter, after_x, real_scalar
 from .numdiff import gradient as nd_gradient
 from .numdiff import hessian as nd_hessian
 from .numdiff import hessian_from_gradient as nd_hessian_from_gradient
 from .numdiff import jacobian as nd_jacobian
+from .sparse_numdiff import (
+    HESSIAN_STEP_EXACT,
+    HESSIAN_STEP_NOISY,
+    SparsePattern,
+    grouped_hessian,
+    grouped_jacobian,
+    hessian_pattern,
+    is_sparse,
+)
 
 __all__ = ["VALUE_BEFORE_FAILURE", "NumpyBackend"]
 
@@ -114,21 +124,44 @@ class NumpyBackend(Backend):
         jacobian: Callable | None = None,
         typical: Any = None,
         args: tuple = (),
+        sparsity: SparsePattern | None = None,
+        sparse_seen: list[bool] | None = None,
     ) -> CompiledLoss:
+        """:meth:`Backend.least_squares`; with ``sparsity`` (the Jacobian's structure, see
+        :mod:`~zfitlite.backends.sparse_numdiff`) the numerical Jacobian is a
+        ``scipy.sparse`` CSR matrix by grouped differences, and a ``jacobian`` may return
+        a sparse matrix (kept sparse, as CSR). ``sparse_seen`` (one flag, kept by the
+        loss across builds) records that it did, so that the Hessian (``hesse()``) is then
+        differenced in groups of ``J^T J``'s structure."""
         raw = RawCounter()
         residuals, jacobian = raw.wrap(residuals), raw.wrap(jacobian)
-        jac_calls = 1 if jacobian is not None else 4 * n + 1
+        # the user's jacobian returned a sparse matrix (read by hess below)
+        seen_sparse = [False] if sparse_seen is None else sparse_seen
+        if jacobian is not None:
+            jac_calls = 1
+        elif sparsity is not None:
+            jac_calls = sparsity.calls()
+        else:
+            jac_calls = 4 * n + 1
 
         def res(x: Array) -> Array:
             return np.asarray(residuals(x, *args), dtype=np.float64)
 
         if jacobian is not None:
 
-            def jac(x: Array) -> Array:
-                return np.asarray(jacobian(x, *args), dtype=np.float64)
+            def jac(x: Array) -> Any:
+                J = jacobian(x, *args)
+                if is_sparse(J):
+                    seen_sparse[0] = True
+                    return scipy.sparse.csr_matrix(J, dtype=np.float64)
+                return np.asarray(J, dtype=np.float64)
+        elif sparsity is not None:
+
+            def jac(x: Array) -> Any:
+                return grouped_jacobian(_checked_rows(res, sparsity.shape[0]), x, sparsity, typical)
         else:
 
-            def jac(x: Array) -> Array:
+            def jac(x: Array) -> Any:
                 return nd_jacobian(res, x, typical)
 
         def value(x: Array) -> float:
@@ -137,10 +170,29 @@ class NumpyBackend(Backend):
 
         def value_and_gradient(x: Array) -> tuple[float, Array]:
             r = res(x)
-            return _with_value(float(r @ r), lambda: 2.0 * jac(x).T @ r)
+            return _with_value(
+                float(r @ r), lambda: 2.0 * np.asarray(jac(x).T @ r, dtype=np.float64).reshape(-1)
+            )
+
+        def gradient(x: Array) -> Array:
+            return 2.0 * np.asarray(jac(x).T @ res(x), dtype=np.float64).reshape(-1)
 
         def hess(x: Array) -> Array:
+            pattern = None
+            if sparsity is not None:
+                pattern = hessian_pattern(sparsity)
+            elif seen_sparse[0] and n > 1:
+                J = jac(x)  # a sparse Jacobian gives the Hessian's structure
+                pattern = hessian_pattern(J) if is_sparse(J) else None
+            if pattern is not None:
+                c = HESSIAN_STEP_EXACT if jacobian is not None else HESSIAN_STEP_NOISY
+                return grouped_hessian(gradient, x, pattern, typical, c)
             return nd_hessian(value, x, typical)
+
+        if sparsity is not None or jacobian is not None:
+            hess_calls = max(_fd_hessian_calls(n), 1 + (2 * n + 1) * (1 + jac_calls))
+        else:
+            hess_calls = _fd_hessian_calls(n)
 
         return CompiledLoss(
             "numpy",
@@ -154,7 +206,7 @@ class NumpyBackend(Backend):
             costs={
                 "value": 1,
                 "value_and_gradient": 1 + jac_calls,
-                "hessian": _fd_hessian_calls(n),
+                "hessian": hess_calls,
                 "residuals": 1,
                 "jacobian": jac_calls,
             },
@@ -165,3 +217,18 @@ def _fd_hessian_calls(n: int) -> int:
     """Most function calls of one finite-difference Hessian (:func:`numdiff.hessian`):
     the centre, two per diagonal entry and four per pair."""
     return 2 * n * n + 1
+
+
+def _checked_rows(res: Callable[[Array], Array], m: int) -> Callable[[Array], Array]:
+    """``res`` refusing a residual vector whose length is not the pattern's row count."""
+
+    def checked(x: Array) -> Array:
+        r = res(x)
+        if r.shape != (m,):
+            raise ValueError(
+                f"jac_sparsity has {m} rows but the residuals have shape {r.shape}; it must "
+                "have shape (number of residuals, number of parameters)"
+            )
+        return r
+
+    return checked

@@ -38,6 +38,7 @@ from ..criterion import (
 )
 from ..exceptions import MaximumIterationReached
 from ..status import RUNNING, Status
+from . import lm_sparse
 from .base import BaseMinimizer, IterationState, SolverOutput
 from .driver import Outcome, pack, pack_flat, solve, unpack, unpack_flat
 from .lm_least_squares import LSQSettings, LSQSolver, eager_functions, native_functions
@@ -350,6 +351,18 @@ class LevenbergMarquardt(BaseMinimizer):
         ``2 |a| / |v|``), ``aim`` (0: when positive, a fit whose EDM is ``aim`` times
         below its goal also stops; a fit that stalls below its goal is still converged).
 
+        ``linear_solver`` (``"auto"``): ``"svd"`` takes each step from a thin SVD of the
+        dense Jacobian (:mod:`~zfitlite.solvers.lm_least_squares`); ``"lsmr"`` from
+        iterative LSMR solves on the Jacobian, sparse or dense, with nothing ``n x n``
+        formed (:mod:`~zfitlite.solvers.lm_sparse`; numpy, eager loop; no geodesic
+        acceleration); ``"auto"`` takes LSMR when the Jacobian is sparse (a loss with
+        ``jac_sparsity``, or a ``jacobian`` returning a ``scipy.sparse`` matrix, seen at
+        its first call) or, on the numpy backend, above 1,000 parameters. ``lsmr_rtol``
+        (1e-10: LSMR's tolerance for the Gauss-Newton solve that measures the EDM, once
+        the EDM is within 1e4 of its goal), ``lsmr_step_rtol`` (1e-6: for the damped
+        trial steps and the Gauss-Newton solves before that) and ``lsmr_maxiter`` (None:
+        LSMR's default) tune the iterative solves.
+
         On the JAX backend, without ``callback`` and below verbosity 6, the whole
         least-squares solve runs as one compiled program (``info["loop"] ==
         "compiled"``), cached per residual function: a second fit, or a fit of
@@ -380,6 +393,10 @@ class LevenbergMarquardt(BaseMinimizer):
         "geodesic_alpha": 0.75,
         "aim": 0.0,
         "max_reject": 60,
+        "linear_solver": "auto",
+        "lsmr_rtol": 1e-10,
+        "lsmr_step_rtol": 1e-6,
+        "lsmr_maxiter": None,
     }
     SUPPORTS_BOUNDS = True
 
@@ -422,6 +439,11 @@ class LevenbergMarquardt(BaseMinimizer):
                 f"need 0 < rho_min < rho_max, got rho_min={self.rho_min}, rho_max={self.rho_max}"
             )
         o = self.options
+        if o["linear_solver"] not in ("auto", "svd", "lsmr"):
+            raise ValueError(
+                f"LevenbergMarquardt: linear_solver must be 'auto', 'svd' or 'lsmr', got "
+                f"{o['linear_solver']!r}"
+            )
         if not (
             o["lam0"] > 0 and o["lam_up"] > 1 and o["lam_down"] > 1 and int(o["max_reject"]) >= 1
         ):
@@ -486,6 +508,9 @@ class LevenbergMarquardt(BaseMinimizer):
         residuals_args = compiled.native.get("residuals_args")
         x0 = params.values.copy()
         lower, upper = params.lower, params.upper
+        solver_choice = self.options["linear_solver"]
+        if solver_choice == "lsmr" or (solver_choice == "auto" and lm_sparse.iterative(evaluator)):
+            return lm_sparse.minimize_sparse(self, evaluator, params)
         if (
             ops.compiles
             and residuals_args is not None
@@ -519,8 +544,9 @@ class LevenbergMarquardt(BaseMinimizer):
             mode = "compiled"
         else:
             cfg = self._lsq_settings(evaluator, compiled=False)
+            seen: list = []
             solver = LSQSolver(
-                eager_functions(evaluator),
+                lm_sparse.detecting(evaluator, eager_functions(evaluator), seen, solver_choice),
                 numpy_ops,
                 lower,
                 upper,
@@ -528,7 +554,14 @@ class LevenbergMarquardt(BaseMinimizer):
                 geodesic,
                 params.has_bounds,
             )
-            out = unpack(pack(np, solve(solver, x0, (), self._lsq_reporter())))
+            try:
+                out = unpack(pack(np, solve(solver, x0, (), self._lsq_reporter())))
+            except lm_sparse.SparseJacobianSeen as sig:  # the first Jacobian is sparse
+                r0 = seen[1] if seen and np.array_equal(seen[0], sig.x) else None
+                fns = lm_sparse.seeded(
+                    lm_sparse.eager_sparse_functions(evaluator), sig.x, r0, sig.J
+                )
+                return lm_sparse.minimize_sparse(self, evaluator, params, fns)
             mode = "eager"
         extras = {
             "lambda": out.lam,

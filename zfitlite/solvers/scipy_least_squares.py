@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.optimize
+import scipy.sparse
 
 from .._composite import observed_points
 from ..criterion import EPS, Measure, free_mask, lsq_goal
@@ -179,6 +180,10 @@ class ScipyLeastSquares(ScipyRoundsMinimizer):
     def _measure(self, evaluator: Any, x: np.ndarray, params: Any, criterion: Any) -> Measure:
         r = evaluator.residuals(x)
         J = evaluator.jacobian(x)
+        if scipy.sparse.issparse(J):
+            # scipy's steps use the sparse Jacobian (lsmr); this measure is dense (n x n):
+            # LevenbergMarquardt's LSMR path is the one for large sparse problems
+            J = J.toarray()
         f = float(r @ r)
         g = 2.0 * (J.T @ r)
         H = 2.0 * (J.T @ J)
