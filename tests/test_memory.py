@@ -191,10 +191,41 @@ def test_repeated_fits_keep_memory_flat(case: str) -> None:
     assert rss < RSS_MIB, f"{case}: RSS grew by {rss:.1f} MiB"
 
 
+def test_hesse_and_profile_fits_are_freed_with_their_result() -> None:
+    """What ``hesse()`` and ``errors()`` compute (the profile's own fits included) goes with
+    the result: nothing else holds it (the tracemalloc soak below runs with ``-m slow``)."""
+    import weakref
+
+    lm = LevenbergMarquardt()
+    loss = SimpleLoss(_nll_jax, errordef=0.5, backend="jax", args=(jnp.asarray(DATA),))
+    result = lm.minimize(loss, PARAMS)
+    result.hesse()
+    errors, new = result.errors(params=["mu"])
+    assert new is None and errors["mu"]["upper"] > 0
+    ref = weakref.ref(result)
+    held = [weakref.ref(v) for v in vars(result).values() if _weakrefable(v)]
+    del result, errors
+    gc.collect()
+    assert ref() is None
+    assert all(r() is None or r() is loss or r() is lm for r in held)
+
+
+def _weakrefable(obj: Any) -> bool:
+    try:
+        import weakref
+
+        weakref.ref(obj)
+    except TypeError:
+        return False
+    return True
+
+
 #: Each hesse + profile fit is slow under tracemalloc and bounded caches need about 45
-#: traced fits to turn over (tracemalloc counts a replaced cache entry as growth), so the
-#: default run checks the JAX loss; the numpy one runs with ``-m slow``.
-@pytest.mark.parametrize("backend", [pytest.param("numpy", marks=pytest.mark.slow), "jax"])
+#: traced fits to turn over (tracemalloc counts a replaced cache entry as growth): both
+#: backends run with ``-m slow`` (nox -s bench); the default run checks with weak
+#: references above that a result's hesse and profile fits are freed with it.
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
 def test_hesse_and_errors_keep_memory_flat(backend: str) -> None:
     lm = LevenbergMarquardt()
     loss = (
@@ -269,6 +300,7 @@ def test_batches_of_fresh_jax_closures_are_freed(method: str) -> None:
     assert not alive, f"{len(alive)} of {len(refs)} batch-fitted closures are still alive"
 
 
+@pytest.mark.slow  # each fit compiles; test_fresh_jax_closures_are_freed is the proof
 def test_fresh_jax_closures_heap_growth_is_small() -> None:
     """Each fit of a fresh JAX closure compiles; JAX's own bounded caches keep a little."""
     lm = LevenbergMarquardt()
