@@ -488,7 +488,7 @@ class Measure:
 def measure(evaluator: Any, x: np.ndarray, params: Any, goal: float) -> Measure:
     """Value, gradient, Hessian and EDM at ``x`` (EDM over the parameters free of their bounds)."""
     f, g = evaluator.value_gradient_reusing(x)
-    H = evaluator.hessian(x)
+    H = evaluator.hessian(x, f, g)  # the centre of a differenced Hessian, not recomputed
     if params.has_bounds:
         free = free_mask(x, g, params.lower, params.upper)
         e = bounded_edm(g, H, free)
