@@ -76,17 +76,19 @@ class NumpyBackend(Backend):
                     func(x), lambda: nd_gradient(lambda y: real_scalar(func(y)), x, typical)
                 )
 
-        hess_at = None
+        hess_at: Callable[[Array, float, Array], Array] | None = None
         if hessian is not None:
 
             def hess(x: Array) -> Array:
                 return np.asarray(hessian(x), dtype=np.float64)
         elif gradient is not None:
 
-            def hess_at(x: Array, f: float, g: Array) -> Array:
+            def hess_at_gradient(x: Array, f: float, g: Array) -> Array:
                 return nd_hessian_from_gradient_at(
                     lambda y: np.asarray(gradient(y), dtype=np.float64), x, g, typical
                 )
+
+            hess_at = hess_at_gradient
 
             def hess(x: Array) -> Array:
                 return nd_hessian_from_gradient(
@@ -97,8 +99,10 @@ class NumpyBackend(Backend):
             def hess(x: Array) -> Array:
                 return nd_hessian(lambda y: real_scalar(func(y)), x, typical)
 
-            def hess_at(x: Array, f: float, g: Array) -> Array:
+            def hess_at_value(x: Array, f: float, g: Array) -> Array:
                 return nd_hessian(lambda y: real_scalar(func(y)), x, typical, f0=f)
+
+            hess_at = hess_at_value
 
         return CompiledLoss(
             "numpy",
