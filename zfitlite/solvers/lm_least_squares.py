@@ -549,14 +549,17 @@ def trust_region_step_eager(
         return trust_region_step(numpy_ops, s, uf, Vt, np.float64(delta))
     suf = s * uf
     s2 = s * s
+    suf2 = suf * suf
+    s2_min_positive = bool(s2[-1] > 0)  # s is sorted: then s^2 + lam > 0 for lam >= 0
 
     def phi(lam: float) -> tuple[float, float]:
         denom = s2 + lam
-        denom = np.where(denom > 0, denom, 1.0)
+        if not (lam >= 0 and s2_min_positive):
+            denom = np.where(denom > 0, denom, 1.0)
         p = suf / denom
         p_norm = math.sqrt(p @ p)
         p_norm = p_norm if p_norm > 0 else 1.0
-        return p_norm - delta, float(-(suf * suf / denom**3).sum() / p_norm)
+        return p_norm - delta, float(-(suf2 / denom**3).sum() / p_norm)
 
     phi0 = gn_norm - delta
     s_safe = s if full_rank else np.where(valid, s, 1.0)
@@ -580,7 +583,9 @@ def trust_region_step_eager(
             break
         lam = lam - (ph + delta) * ratio / delta
     denom = s2 + lam
-    z = -(Vt.T @ (suf / np.where(denom > 0, denom, 1.0)))
+    if not (lam >= 0 and s2_min_positive):
+        denom = np.where(denom > 0, denom, 1.0)
+    z = -(Vt.T @ (suf / denom))
     z_norm = math.sqrt(z @ z)
     if z_norm != 0:
         z = z * (delta / (z_norm if z_norm > 0 else 1.0))
@@ -615,6 +620,28 @@ def _gauss_newton_coef(s: np.ndarray, uf: np.ndarray) -> np.ndarray:
     if valid.all():
         return uf / s
     return np.where(valid, uf / np.where(valid, s, 1.0), 0.0)
+
+
+def _secant_update_eager(
+    S: np.ndarray,
+    h: np.ndarray,
+    J: np.ndarray,
+    r: np.ndarray,
+    J_new: np.ndarray,
+    r_new: np.ndarray,
+) -> np.ndarray:
+    """:func:`_secant_update` on numpy with Python scalars (the same arithmetic)."""
+    ysharp = (J_new - J).T @ r_new
+    y = J_new.T @ r_new - J.T @ r
+    ys = float(y @ h)
+    shs = float(h @ (S @ h))
+    S0 = S * _fmin(1.0, abs(float(h @ ysharp)) / abs(shs)) if shs != 0 else S * 1.0
+    w = ysharp - S0 @ h
+    ys_safe = ys if ys > 0 else 1.0
+    outer = np.outer(w, y)
+    upd = (outer + outer.T) / ys_safe - float(w @ h) * np.outer(y, y) / (ys_safe * ys_safe)
+    S_new = S0 + upd
+    return S_new if ys > 0 and np.isfinite(S_new).all() else S
 
 
 def _check_done_eager(st: LSQState, cfg: LSQSettings) -> int:
@@ -715,7 +742,7 @@ def lsq_step_eager(
                 nfev=nfev,
                 njev=int(st.njev) + 1,
                 nreject=0,
-                S=_secant_update(np, st.S, h, J, r, J_new, r_new),
+                S=_secant_update_eager(st.S, h, J, r, J_new, r_new),
             )
     if new is None:  # rejected, or a non-finite Jacobian at the trial point
         new = st._replace(
