@@ -530,8 +530,9 @@ class LossEvaluator:
         )
         if self.verbosity >= 10:
             print(f"  eval residuals x={_fmt(x)} -> sum of squares {float(r @ r)!r}")
-        if np.all(np.isfinite(r)):
-            self._remember(x, float(r @ r))
+        ss = float(r @ r)  # finite only when every residual is (else the elementwise test)
+        if math.isfinite(ss) or np.isfinite(r).all():
+            self._remember(x, ss)
         return r
 
     def jacobian(self, x: Any) -> np.ndarray:

@@ -601,10 +601,10 @@ def _factorise_eager(
     upper: np.ndarray,
     bounded: bool,
 ) -> tuple:
-    """:func:`_factorise` on numpy, the EDM a Python float; without bounds every column
-    is free (no free-mask test), and a full-rank ``uf`` is not re-masked."""
-    D = np.maximum(D, np.sqrt((J * J).sum(axis=0)))
-    D = np.where(D > 0, D, 1.0)
+    """:func:`_factorise` on numpy after the first Jacobian, the EDM a Python float: the
+    scaling is already positive (so it stays so: no unit fallback), without bounds every
+    column is free (no free-mask test), and a full-rank ``uf`` is not re-masked."""
+    D = np.maximum(D, np.sqrt((J * J).sum(axis=0)))  # >= the old D > 0 (J is finite)
     A = np.where(free_mask(x, J.T @ r, lower, upper), J, 0.0) if bounded else J
     U, s, Vt = _scaled_svd(numpy_ops, A / D)
     valid = _significant(s)
@@ -651,15 +651,62 @@ def _check_done_eager(st: LSQState, cfg: LSQSettings) -> int:
     m, n = st.J.shape
     goal = lsq_goal(np, cfg.tol_errordef, st.f, _observed(np, cfg, m), n)
     xnorm = math.sqrt(((st.D * st.x) ** 2).sum())
-    coef = _gauss_newton_coef(st.s, st.uf)
-    precise = settled(math.sqrt(coef @ coef), xnorm, st.edm, st.f, cfg.xtol, cfg.ftol, np)
-    if (st.edm < cfg.aim * goal) or st.edm == 0 or (st.edm < goal and precise):
+    if (st.edm < cfg.aim * goal) or st.edm == 0:
         return int(Status.CONVERGED)
+    if st.edm < goal:  # the settled test matters only below the goal
+        coef = _gauss_newton_coef(st.s, st.uf)
+        if settled(math.sqrt(coef @ coef), xnorm, st.edm, st.f, cfg.xtol, cfg.ftol, np):
+            return int(Status.CONVERGED)
     if st.nreject >= cfg.max_reject or st.delta <= _EPS * xnorm or st.delta <= 1e-300:
         return int(Status.NO_STEP)
     if st.nfev + st.njev >= cfg.maxfev:
         return int(Status.MAXITER)
     return RUNNING
+
+
+def _first_step_eager(
+    fns: LSQFunctions,
+    st: LSQState,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    cfg: LSQSettings,
+    args: tuple,
+) -> LSQState:
+    """:func:`lsq_step`'s first call (``njev == 0``) on numpy: no trial point (the zero
+    step leaves the start as it is, clipped into the box), the Jacobian there, its
+    factorisation and the initial trust radius ``factor * ||D x0||``."""
+    x_new = np.clip(st.x, lower, upper)
+    J_new = fns.jacobian(x_new, args)
+    ok = bool(np.isfinite(J_new).all())
+    D, U, s, Vt, uf, e = _factorise(
+        numpy_ops, x_new, st.r, J_new if ok else st.J, 0.0 * st.D, lower, upper
+    )
+    xnorm = math.sqrt(((D * x_new) ** 2).sum())
+    delta = cfg.factor * (xnorm if xnorm > 0 else 1.0)
+    if ok:
+        new = st._replace(
+            x=x_new,
+            J=J_new,
+            D=D,
+            U=U,
+            s=s,
+            Vt=Vt,
+            uf=uf,
+            edm=float(e),
+            delta=delta,
+            lam=0.0,
+            njev=int(st.njev) + 1,
+            nreject=0,
+        )
+    else:
+        new = st._replace(
+            delta=0.25 * delta,
+            lam=0.0,
+            njev=int(st.njev) + 1,
+            nreject=int(st.nreject) + 1,
+            status=int(Status.NONFINITE),
+        )
+    return new._replace(status=_check_done_eager(new, cfg))
 
 
 def lsq_step_eager(
@@ -671,8 +718,8 @@ def lsq_step_eager(
     args: tuple,
     bounded: bool = True,
 ) -> LSQState:
-    """:func:`lsq_step` for the eager numpy loop, after the first step, without geodesic
-    acceleration: the same arithmetic on the same values, so the same iterates.
+    """:func:`lsq_step` for the eager numpy loop, without geodesic acceleration: the same
+    arithmetic on the same values, so the same iterates.
 
     Written with Python control flow and Python scalars: work whose result a ``where``
     would discard is not done (the secular iteration when the Gauss-Newton step fits, the
@@ -680,6 +727,8 @@ def lsq_step_eager(
     a rejected point), and the scalar bookkeeping costs no numpy calls. ``bounded=False``
     (no finite bound on any parameter) skips the clipping and the free-mask test.
     """
+    if st.njev == 0:
+        return _first_step_eager(fns, st, lower, upper, cfg, args)
     s, uf, Vt, D, x, r, J = st.s, st.uf, st.Vt, st.D, st.x, st.r, st.J
     f = float(st.f)
     delta0 = float(st.delta)
@@ -861,15 +910,16 @@ class LSQSolver:
     #: False when no parameter has a finite bound (known before the solve): the final rank
     #: test then reuses the loop's SVD (see :func:`lsq_postprocess`)
     bounded: bool = True
-    #: On numpy (eager), the steps after the first run :func:`lsq_step_eager` (the same
-    #: iterates at a fraction of the Python cost); False: always :func:`lsq_step`
+    #: On numpy (eager), without geodesic acceleration, the steps run
+    #: :func:`lsq_step_eager` (the same iterates at a fraction of the Python cost);
+    #: False: always :func:`lsq_step`
     lean: bool = True
 
     def init(self, x0: Array, args: tuple) -> LSQState:
         return lsq_init(self.fns, self.ops, x0, self.lower, self.upper, self.cfg, args)
 
     def step(self, state: LSQState, args: tuple) -> LSQState:
-        if self.lean and not self.ops.compiles and not self.geodesic and state.njev > 0:
+        if self.lean and not self.ops.compiles and not self.geodesic:
             return lsq_step_eager(
                 self.fns, state, self.lower, self.upper, self.cfg, args, self.bounded
             )
