@@ -58,8 +58,10 @@ otherwise.
 
 Everything here is a pure function of an explicit :class:`LSQState`, written with the
 operations of an :class:`~zfitlite.backends.ops.ArrayOps`: the numpy driver runs them
-as an eager Python loop; on JAX the whole solve (loop included) compiles into one
-program, cached per residual function and reused for new data of the same shape.
+as an eager Python loop (whose steps are :func:`lsq_step_eager`: the same arithmetic with
+Python scalars and control flow, so the same iterates at a fraction of the Python cost);
+on JAX the whole solve (loop included) compiles into one program, cached per residual
+function and reused for new data of the same shape.
 """
 
 from __future__ import annotations
