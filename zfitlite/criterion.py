@@ -96,22 +96,32 @@ FTOL_REL = 1e-14
 
 def _cholesky(H: np.ndarray) -> Any:
     try:
-        c = scipy.linalg.cho_factor(H)
+        # a non-finite H fails in LAPACK or gives a non-finite factor: no separate check
+        c = scipy.linalg.cho_factor(H, check_finite=False)
     except (np.linalg.LinAlgError, ValueError):
         return None
     return c if np.all(np.isfinite(c[0])) else None
 
 
-def make_posdef(hessian: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Return ``(H_pd, was_posdef)``: ``H`` itself when positive definite, else ``H`` with
-    its eigenvalues replaced by their absolute values (floored at 1e-10 of the largest)."""
+def _posdef_factor(hessian: np.ndarray) -> tuple[np.ndarray, bool, Any]:
+    """``(H_pd, was_posdef, cholesky factor of H_pd or None)`` (see :func:`make_posdef`):
+    a positive-definite ``H`` is factorised once, not again by the caller."""
     H = 0.5 * hessian + 0.5 * hessian.T  # (H + H.T) / 2 could overflow where H does not
-    if _cholesky(H) is not None:
-        return H, True
+    c = _cholesky(H)
+    if c is not None:
+        return H, True, c
     w, v = np.linalg.eigh(H)
     absw = np.abs(w)
     floor = max(absw.max(initial=0.0) * 1e-10, np.finfo(float).tiny)
-    return (v * np.maximum(absw, floor)) @ v.T, False
+    H_pd = (v * np.maximum(absw, floor)) @ v.T
+    return H_pd, False, _cholesky(H_pd)
+
+
+def make_posdef(hessian: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Return ``(H_pd, was_posdef)``: ``H`` itself when positive definite, else ``H`` with
+    its eigenvalues replaced by their absolute values (floored at 1e-10 of the largest)."""
+    H_pd, was_posdef, _ = _posdef_factor(hessian)
+    return H_pd, was_posdef
 
 
 def edm(
@@ -155,10 +165,10 @@ def edm(
     # not positive definite (or not representable): the absolute-eigenvalue version; at
     # the edge of float64 its arithmetic may overflow, which gives inf, not a warning
     with np.errstate(all="ignore"):
-        c = _cholesky(make_posdef(H)[0])
+        c = _posdef_factor(H)[2]
         if c is None:
             return float("inf")
-        e = float(0.5 * g @ scipy.linalg.cho_solve(c, g))
+        e = float(0.5 * g @ scipy.linalg.cho_solve(c, g, check_finite=False))
     return e if math.isfinite(e) and e >= 0.0 else float("inf")
 
 
@@ -247,10 +257,10 @@ def newton_step(g: np.ndarray, H: np.ndarray) -> np.ndarray | None:
     """The Newton step ``-H^-1 g`` on the positive-definite part of ``H``
     (:func:`make_posdef`), or None where it cannot be factorised or is not finite."""
     with np.errstate(all="ignore"):
-        c = _cholesky(make_posdef(H)[0])
+        c = _posdef_factor(H)[2]
         if c is None:
             return None
-        h = -scipy.linalg.cho_solve(c, g)
+        h = -scipy.linalg.cho_solve(c, g, check_finite=False)
     return h if np.isfinite(h).all() else None
 
 
@@ -488,7 +498,7 @@ class Measure:
 def measure(evaluator: Any, x: np.ndarray, params: Any, goal: float) -> Measure:
     """Value, gradient, Hessian and EDM at ``x`` (EDM over the parameters free of their bounds)."""
     f, g = evaluator.value_gradient_reusing(x)
-    H = evaluator.hessian(x)
+    H = evaluator.hessian(x, f, g)  # the centre of a differenced Hessian, not recomputed
     if params.has_bounds:
         free = free_mask(x, g, params.lower, params.upper)
         e = bounded_edm(g, H, free)

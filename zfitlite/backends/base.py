@@ -106,6 +106,12 @@ class CompiledLoss:
     #: forward-over-reverse); None where the backend has none (the evaluator then
     #: differences two gradients).
     hvp: Callable[[Array, Array], Array] | None = None
+    #: ``hessian_at(x, f, g)``: the Hessian at ``x`` given the value ``f`` and gradient
+    #: ``g`` there, where knowing them saves calls (numpy with an exact gradient: forward
+    #: differences of it, ``n`` gradient calls instead of ``4 n``; numpy from values: the
+    #: centre value is not computed again); None elsewhere. Its calls:
+    #: ``costs["hessian_at"]``.
+    hessian_at: Callable[[Array, float, Array], Array] | None = None
 
 
 class Backend(ABC):

@@ -13,6 +13,7 @@ from .base import Array, Backend, CompiledLoss, RawCounter, after_x, real_scalar
 from .numdiff import gradient as nd_gradient
 from .numdiff import hessian as nd_hessian
 from .numdiff import hessian_from_gradient as nd_hessian_from_gradient
+from .numdiff import hessian_from_gradient_at as nd_hessian_from_gradient_at
 from .numdiff import jacobian as nd_jacobian
 from .sparse_numdiff import (
     HESSIAN_STEP_EXACT,
@@ -85,11 +86,19 @@ class NumpyBackend(Backend):
                     func(x), lambda: nd_gradient(lambda y: real_scalar(func(y)), x, typical)
                 )
 
+        hess_at: Callable[[Array, float, Array], Array] | None = None
         if hessian is not None:
 
             def hess(x: Array) -> Array:
                 return np.asarray(hessian(x), dtype=np.float64)
         elif gradient is not None:
+
+            def hess_at_gradient(x: Array, f: float, g: Array) -> Array:
+                return nd_hessian_from_gradient_at(
+                    lambda y: np.asarray(gradient(y), dtype=np.float64), x, g, typical
+                )
+
+            hess_at = hess_at_gradient
 
             def hess(x: Array) -> Array:
                 return nd_hessian_from_gradient(
@@ -99,6 +108,11 @@ class NumpyBackend(Backend):
 
             def hess(x: Array) -> Array:
                 return nd_hessian(lambda y: real_scalar(func(y)), x, typical)
+
+            def hess_at_value(x: Array, f: float, g: Array) -> Array:
+                return nd_hessian(lambda y: real_scalar(func(y)), x, typical, f0=f)
+
+            hess_at = hess_at_value
 
         return CompiledLoss(
             "numpy",
@@ -113,7 +127,9 @@ class NumpyBackend(Backend):
                 "hessian": 1
                 if hessian is not None
                 else (fd_gradient if gradient is not None else _fd_hessian_calls(n)),
+                "hessian_at": n if gradient is not None else _fd_hessian_calls(n) - 1,
             },
+            hessian_at=hess_at,
         )
 
     def least_squares(

@@ -58,19 +58,22 @@ otherwise.
 
 Everything here is a pure function of an explicit :class:`LSQState`, written with the
 operations of an :class:`~zfitlite.backends.ops.ArrayOps`: the numpy driver runs them
-as an eager Python loop; on JAX the whole solve (loop included) compiles into one
-program, cached per residual function and reused for new data of the same shape.
+as an eager Python loop (whose steps are :func:`lsq_step_eager`: the same arithmetic with
+Python scalars and control flow, so the same iterates at a fraction of the Python cost);
+on JAX the whole solve (loop included) compiles into one program, cached per residual
+function and reused for new data of the same shape.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 
-from ..backends.ops import NATIVE_CACHE_ATTR, ArrayOps, remembered
+from ..backends.ops import NATIVE_CACHE_ATTR, ArrayOps, numpy_ops, remembered
 from ..criterion import FTOL_REL, SINGULAR_RTOL, free_mask, lsq_goal, settled, singular_jacobian
 from ..exceptions import LossOutputError
 from ..status import RUNNING, Status
@@ -87,6 +90,7 @@ __all__ = [
     "eager_functions",
     "lsq_init",
     "lsq_step",
+    "lsq_step_eager",
     "native_functions",
 ]
 
@@ -414,7 +418,10 @@ def lsq_step(
 
     ok, J_new, (D, U, s, Vt, uf, e) = ops.cond(accept, refresh, keep, None)
     moved = accept & ok
-    S = ops.where(moved & ~fresh, _secant_update(xp, st.S, h, st.J, st.r, J_new, r_new), st.S)
+    if ops.compiles:
+        S = ops.where(moved & ~fresh, _secant_update(xp, st.S, h, st.J, st.r, J_new, r_new), st.S)
+    else:  # eager: update only when it is kept
+        S = _secant_update(xp, st.S, h, st.J, st.r, J_new, r_new) if moved & ~fresh else st.S
     xnorm = xp.sqrt(((D * x_new) ** 2).sum())
     delta = ops.where(fresh, cfg.factor * ops.where(xnorm > 0, xnorm, 1.0), delta)
     new = LSQState(
@@ -491,6 +498,8 @@ def _secant_step(ops: ArrayOps, st: LSQState, cfg: LSQSettings, z: Any, lam: Any
     D = st.D
     full_rank = _significant(st.s).all() & (st.s.shape[0] == n)
     polishing = (st.edm < goal) & (lam == 0) & full_rank & xp.any(st.S != 0)
+    if not ops.compiles and not polishing:  # eager: the sweeps below would be discarded
+        return z, np.False_
     s_safe = ops.where(full_rank, st.s, 1.0)
     inv_s2 = 1.0 / (s_safe * s_safe)
     z0 = -(st.Vt.T @ (st.uf / s_safe))  # the Gauss-Newton step (scaled)
@@ -506,6 +515,295 @@ def _secant_step(ops: ArrayOps, st: LSQState, cfg: LSQSettings, z: Any, lam: Any
     ok = xp.isfinite(size) & (change <= 0.1 * size)
     use = polishing & ok & (size <= st.delta)
     return ops.where(use, za, z), use
+
+
+def _fmin(a: float, b: float) -> float:
+    """``np.minimum`` of two Python floats (NaN wins, as there)."""
+    if a != a or b != b:
+        return math.nan
+    return a if a <= b else b
+
+
+def _fmax(a: float, b: float) -> float:
+    """``np.maximum`` of two Python floats (NaN wins, as there)."""
+    if a != a or b != b:
+        return math.nan
+    return a if a >= b else b
+
+
+def _sqrt(a: float) -> float:
+    """``np.sqrt`` of a Python float (NaN below zero, as there, instead of an error)."""
+    return math.sqrt(a) if a >= 0 else math.nan
+
+
+def trust_region_step_eager(
+    s: np.ndarray, uf: np.ndarray, Vt: np.ndarray, delta: float
+) -> tuple[np.ndarray, float]:
+    """:func:`trust_region_step` on numpy with Python scalars and control flow (the same
+    arithmetic, so the same step); the secular iteration runs only while it is needed."""
+    valid = _significant(s)
+    full_rank = bool(valid.all())
+    coef_gn = _gauss_newton_coef(s, uf)
+    gn_norm = math.sqrt(coef_gn @ coef_gn)
+    if gn_norm <= delta:
+        return -(Vt.T @ coef_gn), 0.0
+    if not delta > 0:  # no room (the loop is about to stop): numpy's divisions by zero
+        return trust_region_step(numpy_ops, s, uf, Vt, np.float64(delta))
+    suf = s * uf
+    s2 = s * s
+    suf2 = suf * suf
+    s2_min_positive = bool(s2[-1] > 0)  # s is sorted: then s^2 + lam > 0 for lam >= 0
+
+    def phi(lam: float) -> tuple[float, float]:
+        denom = s2 + lam
+        if not (lam >= 0 and s2_min_positive):
+            denom = np.where(denom > 0, denom, 1.0)
+        p = suf / denom
+        p_norm = math.sqrt(p @ p)
+        p_norm = p_norm if p_norm > 0 else 1.0
+        return p_norm - delta, float(-(suf2 / denom**3).sum() / p_norm)
+
+    phi0 = gn_norm - delta
+    s_safe = s if full_rank else np.where(valid, s, 1.0)
+    terms = uf * uf / s_safe**4
+    phi0_prime = float(-(terms if full_rank else np.where(valid, terms, 0.0)).sum()) / (
+        gn_norm if gn_norm > 0 else 1.0
+    )
+    lam_upper = math.sqrt(suf @ suf) / delta
+    lam_lower = -phi0 / _fmin(phi0_prime, -1e-300) if (full_rank and phi0_prime < 0) else 0.0
+    lam = _fmax(1e-3 * lam_upper, _sqrt(_fmax(lam_lower * lam_upper, 0.0)))
+    lo, hi = lam_lower, lam_upper
+    for _ in range(10):
+        if lam < lo or lam > hi:
+            lam = _fmax(1e-3 * hi, _sqrt(lo * hi))
+        ph, dph = phi(lam)
+        if ph < 0:
+            hi = lam
+        ratio = float(np.float64(ph) / dph)  # numpy's division: dph may underflow to 0
+        lo = _fmax(lo, lam - ratio)
+        if abs(ph) < 0.01 * delta:
+            break
+        lam = lam - (ph + delta) * ratio / delta
+    denom = s2 + lam
+    if not (lam >= 0 and s2_min_positive):
+        denom = np.where(denom > 0, denom, 1.0)
+    z = -(Vt.T @ (suf / denom))
+    z_norm = math.sqrt(z @ z)
+    if z_norm != 0:
+        z = z * (delta / (z_norm if z_norm > 0 else 1.0))
+    return z, lam
+
+
+def _factorise_eager(
+    x: np.ndarray,
+    r: np.ndarray,
+    J: np.ndarray,
+    D: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    bounded: bool,
+) -> tuple:
+    """:func:`_factorise` on numpy after the first Jacobian, the EDM a Python float: the
+    scaling is already positive (so it stays so: no unit fallback), without bounds every
+    column is free (no free-mask test), and a full-rank ``uf`` is not re-masked."""
+    D = np.maximum(D, np.sqrt((J * J).sum(axis=0)))  # >= the old D > 0 (J is finite)
+    A = np.where(free_mask(x, J.T @ r, lower, upper), J, 0.0) if bounded else J
+    U, s, Vt = _scaled_svd(numpy_ops, A / D)
+    valid = _significant(s)
+    uf = U.T @ r
+    if not valid.all():
+        uf = np.where(valid, uf, 0.0)
+    return D, U, s, Vt, uf, float(uf @ uf)
+
+
+def _gauss_newton_coef(s: np.ndarray, uf: np.ndarray) -> np.ndarray:
+    """``uf / s`` over the significant singular values, 0 elsewhere (numpy)."""
+    valid = _significant(s)
+    if valid.all():
+        return uf / s
+    return np.where(valid, uf / np.where(valid, s, 1.0), 0.0)
+
+
+def _secant_update_eager(
+    S: np.ndarray,
+    h: np.ndarray,
+    J: np.ndarray,
+    r: np.ndarray,
+    J_new: np.ndarray,
+    r_new: np.ndarray,
+) -> np.ndarray:
+    """:func:`_secant_update` on numpy with Python scalars (the same arithmetic)."""
+    ysharp = (J_new - J).T @ r_new
+    y = J_new.T @ r_new - J.T @ r
+    ys = float(y @ h)
+    shs = float(h @ (S @ h))
+    S0 = S * _fmin(1.0, abs(float(h @ ysharp)) / abs(shs)) if shs != 0 else S * 1.0
+    w = ysharp - S0 @ h
+    ys_safe = ys if ys > 0 else 1.0
+    outer = np.outer(w, y)
+    upd = (outer + outer.T) / ys_safe - float(w @ h) * np.outer(y, y) / (ys_safe * ys_safe)
+    S_new = S0 + upd
+    return S_new if ys > 0 and np.isfinite(S_new).all() else S
+
+
+def _check_done_eager(st: LSQState, cfg: LSQSettings) -> int:
+    """:func:`_check_done` on numpy with Python control flow (the same tests, in order)."""
+    if st.status != RUNNING:
+        return int(st.status)
+    m, n = st.J.shape
+    goal = lsq_goal(np, cfg.tol_errordef, st.f, _observed(np, cfg, m), n)
+    xnorm = math.sqrt(((st.D * st.x) ** 2).sum())
+    if (st.edm < cfg.aim * goal) or st.edm == 0:
+        return int(Status.CONVERGED)
+    if st.edm < goal:  # the settled test matters only below the goal
+        coef = _gauss_newton_coef(st.s, st.uf)
+        if settled(math.sqrt(coef @ coef), xnorm, st.edm, st.f, cfg.xtol, cfg.ftol, np):
+            return int(Status.CONVERGED)
+    if st.nreject >= cfg.max_reject or st.delta <= _EPS * xnorm or st.delta <= 1e-300:
+        return int(Status.NO_STEP)
+    if st.nfev + st.njev >= cfg.maxfev:
+        return int(Status.MAXITER)
+    return RUNNING
+
+
+def _first_step_eager(
+    fns: LSQFunctions,
+    st: LSQState,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    cfg: LSQSettings,
+    args: tuple,
+) -> LSQState:
+    """:func:`lsq_step`'s first call (``njev == 0``) on numpy: no trial point (the zero
+    step leaves the start as it is, clipped into the box), the Jacobian there, its
+    factorisation and the initial trust radius ``factor * ||D x0||``."""
+    x_new = np.clip(st.x, lower, upper)
+    J_new = fns.jacobian(x_new, args)
+    ok = bool(np.isfinite(J_new).all())
+    D, U, s, Vt, uf, e = _factorise(
+        numpy_ops, x_new, st.r, J_new if ok else st.J, 0.0 * st.D, lower, upper
+    )
+    xnorm = math.sqrt(((D * x_new) ** 2).sum())
+    delta = cfg.factor * (xnorm if xnorm > 0 else 1.0)
+    if ok:
+        new = st._replace(
+            x=x_new,
+            J=J_new,
+            D=D,
+            U=U,
+            s=s,
+            Vt=Vt,
+            uf=uf,
+            edm=float(e),
+            delta=delta,
+            lam=0.0,
+            njev=int(st.njev) + 1,
+            nreject=0,
+        )
+    else:
+        new = st._replace(
+            delta=0.25 * delta,
+            lam=0.0,
+            njev=int(st.njev) + 1,
+            nreject=int(st.nreject) + 1,
+            status=int(Status.NONFINITE),
+        )
+    return new._replace(status=_check_done_eager(new, cfg))
+
+
+def lsq_step_eager(
+    fns: LSQFunctions,
+    st: LSQState,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    cfg: LSQSettings,
+    args: tuple,
+    bounded: bool = True,
+) -> LSQState:
+    """:func:`lsq_step` for the eager numpy loop, without geodesic acceleration: the same
+    arithmetic on the same values, so the same iterates.
+
+    Written with Python control flow and Python scalars: work whose result a ``where``
+    would discard is not done (the secular iteration when the Gauss-Newton step fits, the
+    polishing sweeps and the secant update when they are not used, the factorisation of
+    a rejected point), and the scalar bookkeeping costs no numpy calls. ``bounded=False``
+    (no finite bound on any parameter) skips the clipping and the free-mask test.
+    """
+    if st.njev == 0:
+        return _first_step_eager(fns, st, lower, upper, cfg, args)
+    s, uf, Vt, D, x, r, J = st.s, st.uf, st.Vt, st.D, st.x, st.r, st.J
+    f = float(st.f)
+    delta0 = float(st.delta)
+    z, lam = trust_region_step_eager(s, uf, Vt, delta0)
+    secant = False
+    if lam == 0:  # polishing needs a Gauss-Newton step
+        z, use = _secant_step(numpy_ops, st, cfg, z, lam)
+        secant = bool(use)
+    h = z / D
+    x_new = np.clip(x + h, lower, upper) if bounded else x + h
+    h = x_new - x
+    Jh = J @ h
+    dirder = float(r @ Jh)
+    pred = -2.0 * dirder - float(Jh @ Jh) - (float(h @ (st.S @ h)) if secant else 0.0)
+    tiny = not (np.abs(h) > 4 * _EPS * np.abs(x)).any()
+    nfev = int(st.nfev)
+    if tiny:
+        r_new, f_new = r, math.inf
+    else:
+        r_new = fns.residuals(x_new, args)
+        f_new = float(r_new @ r_new)
+        nfev += 1
+    finite = math.isfinite(f_new)
+    actred = f - f_new
+    rho = actred / pred if (pred > 0 and finite) else -1.0
+    # MINPACK's trust-radius update
+    pnorm = math.sqrt(((D * h) ** 2).sum())
+    delta = _fmin(delta0, pnorm) if st.niter == 0 else delta0
+    denom = dirder + 0.5 * actred
+    temp = 0.5 if actred >= 0 else 0.5 * dirder / (denom if denom != 0 else -1.0)
+    if not finite or f_new > 100.0 * f or temp < 0.1:
+        temp = 0.1
+    shrunk = temp * _fmin(delta, pnorm / 0.1)
+    grown = 2.0 * pnorm if (lam == 0 or rho >= 0.75) else delta
+    delta = shrunk if rho < 0.25 else grown
+    if tiny:
+        delta = 0.0 * delta
+    accept = rho >= 1e-4 and not tiny
+    new = None
+    if accept:
+        J_new = fns.jacobian(x_new, args)
+        if np.isfinite(J_new).all():
+            D_n, U_n, s_n, Vt_n, uf_n, e_n = _factorise_eager(
+                x_new, r_new, J_new, D, lower, upper, bounded
+            )
+            new = st._replace(
+                x=x_new,
+                r=r_new,
+                f=f_new,
+                J=J_new,
+                D=D_n,
+                U=U_n,
+                s=s_n,
+                Vt=Vt_n,
+                uf=uf_n,
+                edm=e_n,
+                delta=delta,
+                lam=lam,
+                niter=int(st.niter) + 1,
+                nfev=nfev,
+                njev=int(st.njev) + 1,
+                nreject=0,
+                S=_secant_update_eager(st.S, h, J, r, J_new, r_new),
+            )
+    if new is None:  # rejected, or a non-finite Jacobian at the trial point
+        new = st._replace(
+            delta=0.25 * delta if accept else delta,
+            lam=lam,
+            nfev=nfev,
+            njev=int(st.njev) + (1 if accept else 0),
+            nreject=int(st.nreject) + 1,
+        )
+    return new._replace(status=_check_done_eager(new, cfg))
 
 
 _FD_GEODESIC_STEP = 0.1
@@ -614,11 +912,19 @@ class LSQSolver:
     #: False when no parameter has a finite bound (known before the solve): the final rank
     #: test then reuses the loop's SVD (see :func:`lsq_postprocess`)
     bounded: bool = True
+    #: On numpy (eager), without geodesic acceleration, the steps run
+    #: :func:`lsq_step_eager` (the same iterates at a fraction of the Python cost);
+    #: False: always :func:`lsq_step`
+    lean: bool = True
 
     def init(self, x0: Array, args: tuple) -> LSQState:
         return lsq_init(self.fns, self.ops, x0, self.lower, self.upper, self.cfg, args)
 
     def step(self, state: LSQState, args: tuple) -> LSQState:
+        if self.lean and not self.ops.compiles and not self.geodesic:
+            return lsq_step_eager(
+                self.fns, state, self.lower, self.upper, self.cfg, args, self.bounded
+            )
         return lsq_step(
             self.fns, self.ops, state, self.lower, self.upper, self.cfg, args, self.geodesic
         )

@@ -16,7 +16,8 @@ What goes to Minuit: ``errordef``; the gradient when the backend has an exact on
 autodiff, or a user-supplied gradient/Jacobian; numerical differences are left to
 Minuit's own, better-tuned ones); bounds as Minuit limits; step sizes (given, or the
 Hesse errors of an ``init`` result, or its inverse-Hessian estimate) as Minuit's initial
-errors. After Migrad, Minuit's Hesse runs (``options["hesse"]``) and its covariance is
+errors. After Migrad, Minuit's Hesse runs (``options["hesse"]``; not again when Migrad's
+own final Hesse left an accurate covariance, as it does at strategy >= 1) and its covariance is
 stored in ``result.approx`` (``inv_hessian = cov / (2 * errordef)``), so
 ``result.hesse(method="approx")`` gives Minuit's errors.
 """
@@ -121,7 +122,7 @@ class Minuit(BaseMinimizer):
     verbosity, options, maxiter, criterion, strategy, name, callback
         As for :class:`~zfitlite.solvers.base.BaseMinimizer`. Options: ``max_rounds``
         (4 Migrad runs at most, each with a ten times smaller ``tol``), ``hesse`` (True:
-        run Minuit's Hesse after Migrad, so that ``result.hesse(method="approx")`` is
+        run Minuit's Hesse after Migrad unless Migrad's own ended accurate, so that ``result.hesse(method="approx")`` is
         Minuit's Hesse; False keeps Migrad's variable-metric covariance). The callback
         is called once per Migrad run. Verbosity 6-9 sets Minuit's ``print_level`` to 2,
         10 to 3 (Minuit prints from C++, on the process's stdout).
@@ -250,7 +251,7 @@ class Minuit(BaseMinimizer):
         def measure_at(x: np.ndarray) -> Measure:
             with evaluator.unbudgeted():
                 f, g = evaluator.value_gradient(x)
-                H = evaluator.hessian(x)
+                H = evaluator.hessian(x, f, g)  # not differenced around x again
                 # Minuit's sine transform only approaches a bound: a minimum outside the
                 # box ends a hair inside it; put such parameters on the bound
                 here = Measure(x, f, g, H, float("nan"), goal, np.ones(x.size, dtype=bool))
@@ -311,7 +312,7 @@ class Minuit(BaseMinimizer):
             status = Status.BACKEND_FAILURE
             message = f"{status.message}: Migrad reports an invalid minimum ({_flags(fmin)})"
         hessian, inv_hessian = H, None
-        if self.options["hesse"] and status is not Status.MAXITER:
+        if self.options["hesse"] and status is not Status.MAXITER and not _accurate(m.fmin):
             with evaluator.unbudgeted(), _minuit_warnings(notes):
                 m.hesse()
         cov = None if m.covariance is None else np.array(m.covariance, dtype=np.float64)
@@ -357,6 +358,19 @@ class Minuit(BaseMinimizer):
             # eigenvalue can be orders too large and hide a large Newton step
             measured_hessian=H,
         )
+
+
+def _accurate(fmin: Any) -> bool:
+    """Migrad's last run ended with an accurate covariance from its own Hesse (strategy
+    >= 1 runs it at the end): a ``hesse()`` call would evaluate the same matrix again at
+    the same point, about ``2 n^2`` calls for nothing."""
+    return (
+        bool(fmin.has_covariance)
+        and bool(fmin.has_accurate_covar)
+        and bool(fmin.has_posdef_covar)
+        and not bool(fmin.has_made_posdef_covar)
+        and not bool(fmin.hesse_failed)
+    )
 
 
 def _flags(fmin: Any) -> str:

@@ -181,6 +181,9 @@ def run_rounds(
         The box the finishing steps are clipped into.
     """
 
+    if settled is not None:
+        settled = _asked_once(settled)
+
     def finish(m: Measure) -> Measure:
         if value is None or settled is None or settled(m):
             return m
@@ -242,6 +245,20 @@ def run_rounds(
     if status is Status.CONVERGED:
         m = finish(m)
     return Rounds(measure=m, result=res, rounds=round_, status=status, improved=improved)
+
+
+def _asked_once(settled: Callable[[Measure], bool]) -> Callable[[Measure], bool]:
+    """``settled`` answering again without recomputing for the measure it was last asked
+    about (the loop and the Newton finish ask several times about one measure; each
+    answer costs a factorisation)."""
+    last: list[Any] = [None, False]
+
+    def ask(m: Measure) -> bool:
+        if last[0] is not m:
+            last[0], last[1] = m, bool(settled(m))
+        return last[1]
+
+    return ask
 
 
 def newton_finish(
