@@ -646,24 +646,35 @@ def _secant_update_eager(
     return S_new if ys > 0 and np.isfinite(S_new).all() else S
 
 
-def _check_done_eager(st: LSQState, cfg: LSQSettings) -> int:
-    """:func:`_check_done` on numpy with Python control flow (the same tests, in order)."""
+def status_eager(st: Any, cfg: LSQSettings, m: int, n: int, step_norm: Callable[[], float]) -> int:
+    """:func:`_check_done`'s rule on Python scalars, for the eager loops (this module's
+    and :mod:`.lm_sparse`'s): the same tests in the same order. ``st`` has ``status, x,
+    f, D, edm, nreject, delta, nfev, njev``; ``step_norm()`` is the scaled length of the
+    Gauss-Newton step, asked for only below the goal (where the settled test matters)."""
     if st.status != RUNNING:
         return int(st.status)
-    m, n = st.J.shape
     goal = lsq_goal(np, cfg.tol_errordef, st.f, _observed(np, cfg, m), n)
-    xnorm = math.sqrt(((st.D * st.x) ** 2).sum())
+    xnorm = math.sqrt(float(((st.D * st.x) ** 2).sum()))
     if (st.edm < cfg.aim * goal) or st.edm == 0:
         return int(Status.CONVERGED)
-    if st.edm < goal:  # the settled test matters only below the goal
-        coef = _gauss_newton_coef(st.s, st.uf)
-        if settled(math.sqrt(coef @ coef), xnorm, st.edm, st.f, cfg.xtol, cfg.ftol, np):
-            return int(Status.CONVERGED)
+    if st.edm < goal and settled(step_norm(), xnorm, st.edm, st.f, cfg.xtol, cfg.ftol, np):
+        return int(Status.CONVERGED)
     if st.nreject >= cfg.max_reject or st.delta <= _EPS * xnorm or st.delta <= 1e-300:
         return int(Status.NO_STEP)
     if st.nfev + st.njev >= cfg.maxfev:
         return int(Status.MAXITER)
     return RUNNING
+
+
+def _check_done_eager(st: LSQState, cfg: LSQSettings) -> int:
+    """:func:`_check_done` on numpy with Python control flow (:func:`status_eager`)."""
+
+    def step_norm() -> float:
+        coef = _gauss_newton_coef(st.s, st.uf)
+        return math.sqrt(coef @ coef)
+
+    m, n = st.J.shape
+    return status_eager(st, cfg, m, n, step_norm)
 
 
 def _first_step_eager(

@@ -46,10 +46,11 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from ..backends.ops import ArrayOps, numpy_ops
-from ..criterion import SINGULAR_RTOL, free_mask, lsq_goal, settled
+from ..criterion import SINGULAR_RTOL, free_mask, lsq_goal
 from ..status import RUNNING, Status
 from .driver import Outcome
-from .lm_least_squares import LSQSettings
+from .lm_least_squares import LSQSettings, status_eager
+from .lm_least_squares import _observed as _dense_observed
 
 __all__ = [
     "ITERATIVE_MIN_PARAMS",
@@ -331,26 +332,16 @@ def sparse_init(fns: SparseFunctions, x0: np.ndarray, cfg: LSQSettings) -> Spars
 
 
 def _observed(cfg: LSQSettings, m: int) -> float:
-    return m if cfg.nobs < 0 else cfg.nobs
+    """The observed residuals for the goal's ``s^2`` (the dense solver's rule)."""
+    return float(_dense_observed(np, cfg, m))
 
 
 def check_done(st: SparseLSQState, cfg: LSQSettings) -> int:
     """The status after a step: RUNNING, CONVERGED, MAXITER or NO_STEP (the dense
     solver's rule, :func:`~.lm_least_squares._check_done`)."""
-    if st.status != RUNNING:
-        return st.status
-    m, n = st.r.shape[0], st.x.shape[0]
-    goal = lsq_goal(np, cfg.tol_errordef, st.f, _observed(cfg, m), n)
-    xnorm = float(np.sqrt(np.sum((st.D * st.x) ** 2)))
-    gn_norm = float(np.sqrt(st.zgn @ st.zgn))
-    precise = settled(gn_norm, xnorm, st.edm, st.f, cfg.xtol, cfg.ftol)
-    if (st.edm < cfg.aim * goal) or st.edm == 0 or (st.edm < goal and precise):
-        return int(Status.CONVERGED)
-    if st.nreject >= cfg.max_reject or st.delta <= _EPS * xnorm or st.delta <= 1e-300:
-        return int(Status.NO_STEP)
-    if st.nfev + st.njev >= cfg.maxfev:
-        return int(Status.MAXITER)
-    return RUNNING
+    return status_eager(
+        st, cfg, st.r.shape[0], st.x.shape[0], lambda: float(np.sqrt(st.zgn @ st.zgn))
+    )
 
 
 def sparse_step(
