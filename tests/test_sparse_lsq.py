@@ -23,51 +23,14 @@ from zfitlite.backends.sparse_numdiff import (
 from zfitlite.evaluator import LossEvaluationError
 from zfitlite.minimize import LevenbergMarquardt
 from zfitlite.status import Status
+from zfitlite.testing.sparse import peaks_problem
 
 
 def peaks(n_params: int, seed: int = 3) -> tuple[Any, Any, Any, np.ndarray, int]:
-    """Gaussian peaks (amplitude, centre, width each) on a shared linear background:
+    """Gaussian peaks on a shared background (:func:`zfitlite.testing.sparse.peaks_problem`):
     ``(residuals, sparse jacobian, pattern, x0, n)``, 15 points per peak (m ~ 5 n)."""
-    k = (n_params - 2) // 3
-    n = 3 * k + 2
-    per = 15
-    rng = np.random.default_rng(seed)
-    centres = np.arange(k) * 10.0
-    t = (centres[:, None] + np.linspace(-3.0, 3.0, per)[None, :]).ravel()
-    which = np.repeat(np.arange(k), per)
-    truth = np.concatenate(
-        [np.stack([np.full(k, 5.0), centres, np.full(k, 1.0)], 1).ravel(), [0.3, 0.01]]
-    )
-    rows = np.tile(np.arange(t.size), 5)
-    cols = np.concatenate(
-        [3 * which, 3 * which + 1, 3 * which + 2, np.full(t.size, n - 2), np.full(t.size, n - 1)]
-    )
-
-    def model(p: np.ndarray) -> np.ndarray:
-        pk = p[:-2].reshape(k, 3)
-        a, c, w = pk[which, 0], pk[which, 1], pk[which, 2]
-        return a * np.exp(-0.5 * ((t - c) / w) ** 2) + p[-2] + p[-1] * t
-
-    y = model(truth) + 0.05 * rng.normal(size=t.size)
-
-    def residuals(p: np.ndarray) -> np.ndarray:
-        return (y - model(p)) / 0.05
-
-    def jac(p: np.ndarray) -> scipy.sparse.csr_matrix:
-        pk = p[:-2].reshape(k, 3)
-        a, c, w = pk[which, 0], pk[which, 1], pk[which, 2]
-        z = (t - c) / w
-        e = np.exp(-0.5 * z * z)
-        v = np.concatenate([e, a * e * z / w, a * e * z * z / w, np.ones(t.size), t]) / -0.05
-        return scipy.sparse.csr_matrix((v, (rows, cols)), shape=(t.size, n))
-
-    pattern = scipy.sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(t.size, n))
-    x0 = truth.copy()
-    x0[0:-2:3] *= 1.0 + 0.1 * rng.normal(size=k)
-    x0[1:-2:3] += 0.2 * rng.normal(size=k)
-    x0[2:-2:3] *= 1.0 + 0.1 * rng.normal(size=k)
-    x0[-2:] = [0.2, 0.0]
-    return residuals, jac, pattern, x0, n
+    p = peaks_problem(n_params, seed)
+    return p["residuals"], p["jac"], p["pattern"], p["x0"], p["n"]
 
 
 @pytest.fixture(scope="module")
