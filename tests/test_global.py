@@ -206,9 +206,22 @@ def test_cases_cover_every_global_minimizer_and_problem():
     assert {p for _, p in CASES} == set(PROBLEMS)
 
 
+#: Basin hopping's default search (200 local fits) runs on JAX by default and on numpy with
+#: ``-m slow`` (its numpy path is the same code; the light tests below run it on numpy).
+_SLOW_ON_NUMPY = {"BasinHopping"}
+BACKENDS = ("numpy", "jax") if importlib.util.find_spec("jax") else ("numpy",)
+
+
 @pytest.mark.parametrize(
-    ("minimizer", "problem"),
-    [*CASES, *(pytest.param(*case, marks=pytest.mark.slow) for case in SLOW_CASES)],
+    ("minimizer", "problem", "backend"),
+    [
+        (*case, b)
+        if not (b == "numpy" and case[0] in _SLOW_ON_NUMPY)
+        else pytest.param(*case, b, marks=pytest.mark.slow)
+        for case in CASES
+        for b in BACKENDS
+    ]
+    + [pytest.param(*case, b, marks=pytest.mark.slow) for case in SLOW_CASES for b in BACKENDS],
 )
 def test_global_then_local_reaches_the_global_minimum(minimizer, problem, xp, backend):
     prob = PROBLEMS[problem](xp)
