@@ -663,7 +663,8 @@ def test_an_accelerator_gets_one_large_chunk_and_no_threads(monkeypatch):
     from zfitlite.batch import executors
 
     assert executors._default_chunk(5000, None, 1) == 1728  # CPU: three equal chunks
-    assert executors._default_chunk(5000, None, 1, accelerator=True) == 8192
+    assert executors._default_chunk(5000, None, 1, accelerator=True) == 5120
+    assert executors._default_chunk(10, None, 1, accelerator=True) == 1024
     assert executors._default_chunk(3 * 2**20, None, 1, accelerator=True) == 2**20
     monkeypatch.setattr(executors, "on_accelerator", lambda: False)
     monkeypatch.setattr(executors.os, "cpu_count", lambda: 4)
