@@ -17,6 +17,7 @@ def clean(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.delenv(FAST_COMPILE_ENV, raising=False)
     monkeypatch.setattr(_xla_flags, "_jaxlib_version", lambda: JAXLIB_RANGE[0])
     monkeypatch.setattr(_xla_flags, "_backend_started", lambda: False)
+    monkeypatch.setattr(_xla_flags, "_old_tensorflow", lambda: False)
     return monkeypatch
 
 
@@ -71,3 +72,17 @@ def test_the_version_is_read_without_importing_jaxlib() -> None:
     version = _xla_flags._jaxlib_version()
     jaxlib = pytest.importorskip("jaxlib")
     assert version == tuple(int(p) for p in jaxlib.__version__.split(".")[:2])
+
+
+@pytest.mark.parametrize(("installed", "old"), [(None, False), ((2, 21), False), ((2, 16), True)])
+def test_an_older_tensorflow_is_left_alone(clean: pytest.MonkeyPatch, installed, old) -> None:
+    """TensorFlow's own XLA reads XLA_FLAGS too (``jit_compile=True``)."""
+    clean.undo()  # the real _old_tensorflow, with a made-up installed version
+    clean.delenv("XLA_FLAGS", raising=False)
+    clean.delenv(FAST_COMPILE_ENV, raising=False)
+    clean.setattr(_xla_flags, "_jaxlib_version", lambda: JAXLIB_RANGE[0])
+    clean.setattr(_xla_flags, "_backend_started", lambda: False)
+    clean.setattr(_xla_flags, "_version", lambda name: installed if name == "tensorflow" else None)
+    assert _xla_flags._old_tensorflow() is old
+    assert apply() is (not old)
+    assert ("XLA_FLAGS" in os.environ) is (not old)

@@ -12,6 +12,9 @@ likelihood's gradient ran as fast (its Hessian faster); see docs/backends.md. So
 * ``XLA_FLAGS`` does not already name the option (the user's choice wins);
 * the installed jaxlib is one this option is known for (:data:`JAXLIB_RANGE`: XLA aborts
   the process on an option it does not know, so an unknown version is left alone);
+* no TensorFlow older than :data:`TENSORFLOW_MIN` is installed (TensorFlow's own XLA reads
+  ``XLA_FLAGS`` too, when it compiles with ``jit_compile=True``; 2.21 knows the option,
+  older ones were not checked);
 * JAX has not started its backend yet (XLA reads ``XLA_FLAGS`` once, when it starts; after
   that a change would do nothing, so none is made).
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["FAST_COMPILE_ENV", "FLAG", "JAXLIB_RANGE", "apply"]
+__all__ = ["FAST_COMPILE_ENV", "FLAG", "JAXLIB_RANGE", "TENSORFLOW_MIN", "apply"]
 
 #: The off switch.
 FAST_COMPILE_ENV = "ZFITLITE_XLA_FAST_COMPILE"
@@ -35,15 +38,18 @@ FLAG = "--xla_cpu_use_fusion_emitters=false"
 #: 0.5.3, 0.6.2, 0.7.2 and 0.10.2; 0.4.30 and 0.4.38 lack it).
 JAXLIB_RANGE = ((0, 5), (0, 11))
 
+#: The oldest TensorFlow known to accept the option (an older one installed: left alone).
+TENSORFLOW_MIN = (2, 21)
+
 _OFF = {"0", "off", "false", "no"}
 
 
-def _jaxlib_version() -> tuple[int, int] | None:
-    """``(major, minor)`` of the installed jaxlib, without importing it; None if absent."""
+def _version(distribution: str) -> tuple[int, int] | None:
+    """``(major, minor)`` of an installed distribution, without importing it; None if absent."""
     from importlib import metadata
 
     try:
-        version = metadata.version("jaxlib")
+        version = metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return None
     try:
@@ -51,6 +57,17 @@ def _jaxlib_version() -> tuple[int, int] | None:
     except ValueError:
         return None
     return major, minor
+
+
+def _jaxlib_version() -> tuple[int, int] | None:
+    """``(major, minor)`` of the installed jaxlib; None if absent."""
+    return _version("jaxlib")
+
+
+def _old_tensorflow() -> bool:
+    """Whether a TensorFlow older than :data:`TENSORFLOW_MIN` is installed."""
+    versions = (_version(name) for name in ("tensorflow", "tensorflow-cpu"))
+    return any(v is not None and v < TENSORFLOW_MIN for v in versions)
 
 
 def _backend_started() -> bool:
@@ -80,7 +97,7 @@ def apply() -> bool:
     version = _jaxlib_version()
     if version is None or not JAXLIB_RANGE[0] <= version < JAXLIB_RANGE[1]:
         return False
-    if _backend_started():
+    if _old_tensorflow() or _backend_started():
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {FLAG}".strip()
     return True
