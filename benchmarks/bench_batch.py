@@ -69,7 +69,9 @@ def _data(batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     return decay_data(batch, npoints=(5, 20), missing=0.1, seed=seed)
 
 
-def run_zfitlite(data: dict[str, np.ndarray], repeat: int = REPEATS) -> dict[str, Any]:
+def run_zfitlite(
+    data: dict[str, np.ndarray], repeat: int = REPEATS, chunk_size: int | None = None
+) -> dict[str, Any]:
     """``minimize_batch`` on the whole batch: first call and best warm call."""
     import zfitlite
     from zfitlite.minimize import LevenbergMarquardt
@@ -79,7 +81,12 @@ def run_zfitlite(data: dict[str, np.ndarray], repeat: int = REPEATS) -> dict[str
 
     def call() -> Any:
         return zfitlite.minimize_batch(
-            LevenbergMarquardt(tol=TOL), loss, np.array(X0), (data["t"], data["y"])
+            LevenbergMarquardt(tol=TOL),
+            loss,
+            np.array(X0),
+            (data["t"], data["y"]),
+            chunk_size=chunk_size,
+            progress=False,
         )
 
     t0 = time.perf_counter()
