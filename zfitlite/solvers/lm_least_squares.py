@@ -517,6 +517,42 @@ def _secant_step(ops: ArrayOps, st: LSQState, cfg: LSQSettings, z: Any, lam: Any
     return ops.where(use, za, z), use
 
 
+def trust_update_eager(
+    f: float,
+    f_new: float,
+    pred: float,
+    dirder: float,
+    pnorm: float,
+    delta: float,
+    lam: float,
+    first: bool,
+    tiny: bool,
+) -> tuple[float, bool]:
+    """:func:`lsq_step`'s gain ratio, MINPACK trust-radius update and acceptance test on
+    Python scalars, for the eager loops (this module's and :mod:`.lm_sparse`'s).
+
+    ``pred``: the model's predicted reduction; ``dirder = r^T J h``; ``pnorm = ||D h||``;
+    ``first``: no step accepted yet (the radius starts at most at the first step's
+    length); ``tiny``: the step changes no parameter. Returns the new radius and whether
+    the step is accepted.
+    """
+    finite = math.isfinite(f_new)
+    actred = f - f_new
+    rho = actred / pred if (pred > 0 and finite) else -1.0
+    if first:
+        delta = _fmin(delta, pnorm)
+    denom = dirder + 0.5 * actred
+    temp = 0.5 if actred >= 0 else 0.5 * dirder / (denom if denom != 0 else -1.0)
+    if not finite or f_new > 100.0 * f or temp < 0.1:
+        temp = 0.1
+    shrunk = temp * _fmin(delta, pnorm / 0.1)
+    grown = 2.0 * pnorm if (lam == 0 or rho >= 0.75) else delta
+    delta = shrunk if rho < 0.25 else grown
+    if tiny:
+        delta = 0.0 * delta
+    return delta, rho >= 1e-4 and not tiny
+
+
 def _fmin(a: float, b: float) -> float:
     """``np.minimum`` of two Python floats (NaN wins, as there)."""
     if a != a or b != b:
@@ -764,22 +800,10 @@ def lsq_step_eager(
         r_new = fns.residuals(x_new, args)
         f_new = float(r_new @ r_new)
         nfev += 1
-    finite = math.isfinite(f_new)
-    actred = f - f_new
-    rho = actred / pred if (pred > 0 and finite) else -1.0
-    # MINPACK's trust-radius update
     pnorm = math.sqrt(((D * h) ** 2).sum())
-    delta = _fmin(delta0, pnorm) if st.niter == 0 else delta0
-    denom = dirder + 0.5 * actred
-    temp = 0.5 if actred >= 0 else 0.5 * dirder / (denom if denom != 0 else -1.0)
-    if not finite or f_new > 100.0 * f or temp < 0.1:
-        temp = 0.1
-    shrunk = temp * _fmin(delta, pnorm / 0.1)
-    grown = 2.0 * pnorm if (lam == 0 or rho >= 0.75) else delta
-    delta = shrunk if rho < 0.25 else grown
-    if tiny:
-        delta = 0.0 * delta
-    accept = rho >= 1e-4 and not tiny
+    delta, accept = trust_update_eager(
+        f, f_new, pred, dirder, pnorm, delta0, lam, int(st.niter) == 0, tiny
+    )
     new = None
     if accept:
         J_new = fns.jacobian(x_new, args)

@@ -49,7 +49,7 @@ from ..backends.ops import ArrayOps, numpy_ops
 from ..criterion import SINGULAR_RTOL, free_mask, lsq_goal
 from ..status import RUNNING, Status
 from .driver import Outcome
-from .lm_least_squares import LSQSettings, status_eager
+from .lm_least_squares import LSQSettings, status_eager, trust_update_eager
 from .lm_least_squares import _observed as _dense_observed
 
 __all__ = [
@@ -393,23 +393,11 @@ def sparse_step(
         r_new = fns.residuals(x_new)
         f_new = float(r_new @ r_new)
         nfev += 1
-    finite = np.isfinite(f_new)
-    actred = st.f - f_new
-    rho = actred / pred if (pred > 0 and finite) else -1.0
-    # MINPACK's trust-radius update (as the dense solver)
+    # the gain ratio and MINPACK's trust-radius update: the dense solver's rule
     pnorm = float(np.sqrt(np.sum((st.D * h) ** 2)))
-    delta = min(st.delta, pnorm) if st.niter == 0 else st.delta
-    denom = dirder + 0.5 * actred
-    temp = 0.5 if actred >= 0 else 0.5 * dirder / (denom if denom != 0 else -1.0)
-    if not finite or f_new > 100.0 * st.f or temp < 0.1:
-        temp = 0.1
-    if rho < 0.25:
-        delta = temp * min(delta, pnorm / 0.1)
-    elif lam == 0 or rho >= 0.75:
-        delta = 2.0 * pnorm
-    if tiny:
-        delta = 0.0
-    accept = rho >= 1e-4 and not tiny
+    delta, accept = trust_update_eager(
+        float(st.f), f_new, pred, dirder, pnorm, float(st.delta), lam, st.niter == 0, tiny
+    )
     if not accept:
         new = st._replace(delta=delta, lam=lam, nfev=nfev, nreject=st.nreject + 1, nlsmr=nlsmr)
         return new._replace(status=check_done(new, cfg))
