@@ -162,20 +162,24 @@ def _observed(xp: Any, cfg: LSQSettings, m: int) -> Any:
 
 
 def _factorise(ops: ArrayOps, x: Any, r: Any, J: Any, D: Any, lower: Any, upper: Any) -> tuple:
-    """Scaling update, free mask, SVD of the scaled free Jacobian, and the EDM."""
+    """Scaling update, free mask, factors of the scaled free Jacobian, and the EDM."""
     xp = ops.xp
-    D = xp.maximum(D, xp.sqrt((J * J).sum(axis=0)))
+    m, n = J.shape
+    JtJ = J.T @ J if gram_route(ops, m, n) else None
+    colsq = xp.diagonal(JtJ) if JtJ is not None else (J * J).sum(axis=0)
+    D = xp.maximum(D, xp.sqrt(colsq))
     D = ops.where(D > 0, D, 1.0)  # a column that has always been zero: unit scale
-    free = free_mask(x, J.T @ r, lower, upper)
-    U, s, Vt = _scaled_svd(ops, ops.where(free, J, 0.0) / D)
-    uf = ops.where(_significant(s), U.T @ r, 0.0)
+    g = r @ J
+    free = free_mask(x, g, lower, upper)
+    U, s, Vt, uf = _scaled_factors(ops, J, r, g, D, free, JtJ)
+    uf = ops.where(_significant(s), uf, 0.0)
     return D, U, s, Vt, uf, uf @ uf
 
 
-#: The thin SVD of a tall scaled Jacobian comes from its n x n Gram matrix ``A^T A``
-#: (one ``m n^2`` product and an ``n x n`` eigendecomposition, instead of an ``m x n``
-#: SVD) when it has at least this many rows and ``GRAM_RATIO`` times more rows than
-#: columns, and is well conditioned (``s_min > GRAM_RCOND * s_max``: squaring the
+#: The factors of a tall scaled Jacobian ``A = J[:, free] / D`` come from its n x n Gram
+#: matrix ``A^T A`` (one ``m n^2`` product and an ``n x n`` eigendecomposition, instead of
+#: an ``m x n`` SVD) when it has at least this many rows and ``GRAM_RATIO`` times more rows
+#: than columns, and is well conditioned (``s_min > GRAM_RCOND * s_max``: squaring the
 #: condition number then still leaves about 8 digits in every singular value).
 #: Otherwise, where rank is in doubt, the SVD of ``A`` itself. NIST's problems (m <= 250)
 #: never take the Gram route.
@@ -184,31 +188,57 @@ GRAM_RATIO = 20
 GRAM_RCOND = 1e-4
 
 
-def _scaled_svd(ops: ArrayOps, A: Any) -> tuple[Any, Any, Any]:
-    """``U, s, Vt`` of ``A`` (m x n), chosen by shape: see :data:`GRAM_MIN_ROWS`.
-
-    In the Gram route ``U = A V / s`` is formed (m x n, as the SVD's), so the rest of the
-    solver (the step, the EDM ``||U^T r||^2``, geodesic acceleration) is unchanged.
-    Batched JAX solves (``vmap``, where a ``cond`` runs both branches) keep the SVD.
-    """
-    m, n = A.shape
+def gram_route(ops: ArrayOps, m: int, n: int) -> bool:
+    """True when an ``(m, n)`` Jacobian's factors come from its Gram matrix (static, by
+    shape): see :data:`GRAM_MIN_ROWS`. Batched JAX solves (``vmap``, where a ``cond`` runs
+    both branches) keep the SVD."""
     vectorised = ops.compiles and ops.batched() is ops
-    if m < GRAM_MIN_ROWS or m < GRAM_RATIO * n or n == 0 or vectorised:
-        return ops.svd(A)
+    return m >= GRAM_MIN_ROWS and m >= GRAM_RATIO * n and n > 0 and not vectorised
+
+
+def _scaled_factors(
+    ops: ArrayOps, J: Any, r: Any, g: Any, D: Any, free: Any, JtJ: Any = None
+) -> tuple[Any, Any, Any, Any]:
+    """``U, s, Vt, U^T r`` of the scaled free Jacobian ``A = J[:, free] / D``.
+
+    ``g = r @ J`` (known to the caller), ``free`` a mask or None (every column free) and
+    ``JtJ`` the caller's ``J^T J`` if it has it. On the SVD route ``U`` is ``A``'s (m, k)
+    thin factor; on the Gram route (:func:`gram_route`) no m x n array is made: the
+    singular values and ``V`` come from ``eigh(A^T A)``, ``U^T r = V^T A^T r / s`` from
+    the gradient, and ``U`` is an empty ``(0, n)`` array (the rest of the solver reads
+    ``U`` only through :func:`_project`). Where the Gram matrix is ill conditioned, the
+    SVD of ``A`` gives ``s``, ``Vt`` and ``U^T r`` instead.
+    """
     xp = ops.xp
-    w, V = xp.linalg.eigh(A.T @ A)
-    w, V = w[::-1], V[:, ::-1]  # descending, as the SVD's
-    s = xp.sqrt(xp.maximum(w, 0.0))
-    well = xp.all(xp.isfinite(w)) & (s[-1] > GRAM_RCOND * s[0])
+    m, n = J.shape
+    w = 1.0 / D if free is None else ops.where(free, 1.0 / D, 0.0)
+    if not gram_route(ops, m, n):
+        U, s, Vt = ops.svd(J * w)
+        return U, s, Vt, r @ U
+    G = (J.T @ J if JtJ is None else JtJ) * xp.outer(w, w)
+    ev, V = xp.linalg.eigh(G)
+    ev, V = ev[::-1], V[:, ::-1]  # descending, as the SVD's
+    s = xp.sqrt(xp.maximum(ev, 0.0))
+    well = xp.all(xp.isfinite(ev)) & (s[-1] > GRAM_RCOND * s[0])
 
-    def gram(A: Any) -> tuple[Any, Any, Any]:
-        return (A @ V) / xp.where(s > 0, s, 1.0), s, V.T
+    def gram(_: Any) -> tuple[Any, Any, Any]:
+        return s, V.T, (V.T @ (w * g)) / ops.where(s > 0, s, 1.0)
 
-    def svd(A: Any) -> tuple[Any, Any, Any]:
-        U, s, Vt = ops.svd(A)
-        return U, s, Vt
+    def svd(_: Any) -> tuple[Any, Any, Any]:
+        U, s2, Vt2 = ops.svd(J * w)
+        return s2, Vt2, r @ U
 
-    return ops.cond(well, gram, svd, A)
+    s, Vt, uf = ops.cond(well, gram, svd, None)
+    return xp.zeros((0, n), dtype=J.dtype), s, Vt, uf
+
+
+def _project(st: LSQState, v: Any) -> Any:
+    """``U^T v`` of the state's factors: ``v @ U``, or on the Gram route (``U`` empty)
+    ``V^T (J^T v / D) / s``; where ``s`` is negligible the callers' factors drop it."""
+    if st.U.shape[0] == st.J.shape[0]:
+        return v @ st.U
+    s = st.s
+    return (st.Vt @ ((v @ st.J) / st.D)) / (s + (s == 0))
 
 
 def _significant(s: Any) -> Any:
@@ -299,6 +329,7 @@ def lsq_init(
     f = r @ r
     m, n = r.shape[0], x0.shape[0]
     k = min(m, n)
+    mu = 0 if gram_route(ops, m, n) else m  # the Gram route keeps no U
     zero = xp.asarray(0)
     status = ops.where(xp.isfinite(f), RUNNING, int(Status.NONFINITE))
     return LSQState(
@@ -307,7 +338,7 @@ def lsq_init(
         f=f,
         J=xp.zeros((m, n)),
         D=xp.ones(n),
-        U=xp.zeros((m, k)),
+        U=xp.zeros((mu, k)),
         s=xp.zeros(k),
         Vt=xp.zeros((k, n)),
         uf=xp.zeros(k),
@@ -369,7 +400,7 @@ def lsq_step(
         assert fns.second_directional is not None, "geodesic acceleration needs r''"
         rpp = fns.second_directional(st.x, h, st.r, st.J, args)
         nfev = nfev + ops.where(fresh, 0, fns.fd_cost)
-        a_scaled = -(st.Vt.T @ (_inverse_factors(xp, st.s, lam) * (st.U.T @ rpp)))
+        a_scaled = -(st.Vt.T @ (_inverse_factors(xp, st.s, lam) * _project(st, rpp)))
         ratio = 2.0 * xp.sqrt(a_scaled @ a_scaled) / xp.maximum(xp.sqrt(z @ z), 1e-300)
         use = xp.isfinite(a_scaled).all() & (ratio <= cfg.geodesic_alpha) & ~secant
         h = ops.where(use, h + 0.5 * a_scaled / st.D, h)
@@ -407,15 +438,18 @@ def lsq_step(
     def refresh(_: Any) -> tuple:
         J_new = fns.jacobian(x_new, args)
         ok = xp.isfinite(J_new).all()
+        # one selected Jacobian serves the factors, the secant update and the new state
+        # (under jit the Jacobian is then computed once, not once per reader)
         J_use = ops.where(ok, J_new, st.J)
         # the scaling starts from the first Jacobian's column norms
         D_old = ops.where(fresh, 0.0 * st.D, st.D)
         fac = _factorise(ops, x_new, r_new, J_use, D_old, lower, upper)
-        return ok, J_new, fac
+        return ok, J_use, fac
 
     def keep(_: Any) -> tuple:
         return xp.asarray(False), st.J, (st.D, st.U, st.s, st.Vt, st.uf, st.edm)
 
+    # J_new is the new Jacobian where it was accepted and finite, else the old one
     ok, J_new, (D, U, s, Vt, uf, e) = ops.cond(accept, refresh, keep, None)
     moved = accept & ok
     if ops.compiles:
@@ -428,7 +462,7 @@ def lsq_step(
         x=ops.where(moved, x_new, st.x),
         r=ops.where(moved, r_new, st.r),
         f=ops.where(moved, f_new, st.f),
-        J=ops.where(moved, J_new, st.J),
+        J=J_new,
         D=ops.where(moved, D, st.D),
         U=ops.where(moved, U, st.U),
         s=ops.where(moved, s, st.s),
@@ -455,8 +489,8 @@ def _secant_update(xp: Any, S: Any, h: Any, J: Any, r: Any, J_new: Any, r_new: A
     Jacobians and residuals at both ends are known. Skipped when ``y^T h <= 0`` or the
     result is not finite.
     """
-    ysharp = (J_new - J).T @ r_new
-    y = J_new.T @ r_new - J.T @ r
+    ysharp = r_new @ (J_new - J)
+    y = r_new @ J_new - r @ J
     ys = y @ h
     shs = h @ (S @ h)
     size = xp.minimum(1.0, xp.abs(h @ ysharp) / xp.where(shs != 0, xp.abs(shs), 1.0))
@@ -642,11 +676,14 @@ def _factorise_eager(
     """:func:`_factorise` on numpy after the first Jacobian, the EDM a Python float: the
     scaling is already positive (so it stays so: no unit fallback), without bounds every
     column is free (no free-mask test), and a full-rank ``uf`` is not re-masked."""
-    D = np.maximum(D, np.sqrt((J * J).sum(axis=0)))  # >= the old D > 0 (J is finite)
-    A = np.where(free_mask(x, J.T @ r, lower, upper), J, 0.0) if bounded else J
-    U, s, Vt = _scaled_svd(numpy_ops, A / D)
+    m, n = J.shape
+    JtJ = J.T @ J if gram_route(numpy_ops, m, n) else None
+    colsq = np.diagonal(JtJ) if JtJ is not None else (J * J).sum(axis=0)
+    D = np.maximum(D, np.sqrt(colsq))  # >= the old D > 0 (J is finite)
+    g = r @ J
+    free = free_mask(x, g, lower, upper) if bounded else None
+    U, s, Vt, uf = _scaled_factors(numpy_ops, J, r, g, D, free, JtJ)
     valid = _significant(s)
-    uf = U.T @ r
     if not valid.all():
         uf = np.where(valid, uf, 0.0)
     return D, U, s, Vt, uf, float(uf @ uf)
@@ -669,8 +706,8 @@ def _secant_update_eager(
     r_new: np.ndarray,
 ) -> np.ndarray:
     """:func:`_secant_update` on numpy with Python scalars (the same arithmetic)."""
-    ysharp = (J_new - J).T @ r_new
-    y = J_new.T @ r_new - J.T @ r
+    ysharp = r_new @ (J_new - J)
+    y = r_new @ J_new - r @ J
     ys = float(y @ h)
     shs = float(h @ (S @ h))
     S0 = S * _fmin(1.0, abs(float(h @ ysharp)) / abs(shs)) if shs != 0 else S * 1.0
@@ -909,7 +946,20 @@ def lsq_postprocess(ops: ArrayOps, st: LSQState, cfg: LSQSettings, bounded: bool
     goal = lsq_goal(xp, cfg.tol_errordef, st.f, _observed(xp, cfg, m), n)
     met = (st.edm < goal) | (st.edm < cfg.tol_errordef)
     status = ops.where((st.status == int(Status.NO_STEP)) & met, int(Status.CONVERGED), st.status)
-    if bounded or m == 0 or n == 0:
+    H = 2.0 * st.J.T @ st.J
+    if (bounded or m == 0 or n == 0) and gram_route(ops, m, n):
+        # a well-conditioned Gram matrix has full rank; only where it is not, the SVD
+        G = H / xp.outer(st.D, st.D)
+        ok = xp.isfinite(G).all()
+        s2 = xp.linalg.eigvalsh(ops.where(ok, G, 0.0))
+        well = ok & (s2[0] > GRAM_RCOND**2 * s2[-1])
+        singular = ops.cond(
+            well,
+            lambda _: xp.asarray(False),
+            lambda _: singular_jacobian(ops.svd, xp, st.J, st.D),
+            None,
+        )
+    elif bounded or m == 0 or n == 0:
         singular = singular_jacobian(ops.svd, xp, st.J, st.D)
     else:
         # st.J is finite once a Jacobian was accepted; the first one failing is NONFINITE
@@ -918,8 +968,8 @@ def lsq_postprocess(ops: ArrayOps, st: LSQState, cfg: LSQSettings, bounded: bool
     return Outcome(
         x=st.x,
         f=st.f,
-        g=2.0 * st.J.T @ st.r,
-        H=2.0 * st.J.T @ st.J,
+        g=2.0 * (st.r @ st.J),
+        H=H,
         edm=st.edm,
         status=status,
         niter=st.niter,
