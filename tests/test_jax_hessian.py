@@ -64,3 +64,23 @@ def test_captured_and_generated_arrays_count() -> None:
     np.testing.assert_allclose(
         jax.jit(_hessian(jax, captured))(p), _analytic(np.asarray(p), EVENTS), rtol=1e-12
     )
+
+
+def test_hesse_after_a_fit_reuses_the_hessian_the_fit_measured() -> None:
+    """The fit's last exact Hessian is at the result's x: hesse() takes it, no new call."""
+    import zfitlite
+    from zfitlite.minimize import ScipyBFGS
+
+    loss = zfitlite.SimpleLoss(lambda p: _nll(p, jnp.asarray(EVENTS)), errordef=0.5, backend="jax")
+    fit = ScipyBFGS().minimize(loss, [0.0, 1.0])
+    assert fit.valid, fit.message
+    compiled = loss.compiled(2)
+    fresh = np.asarray(compiled.hessian(fit.x))
+    assert fit._known_hessian is not None and fit._known_hessian[0] is compiled
+    np.testing.assert_array_equal(fit._known_hessian[2], fresh)
+    n, s = EVENTS.size, fit.x[1]  # analytic: sigma(mu) = s / sqrt(n), errordef 0.5
+    assert fit.hesse()["p0"]["error"] == pytest.approx(s / np.sqrt(n), rel=1e-6)
+    # hesse() reads the known matrix (four times the curvature: half the error)
+    twin = ScipyBFGS().minimize(loss, [0.0, 1.0])
+    twin._known_hessian = (compiled, twin.x, 4.0 * fresh)
+    assert twin.hesse()["p0"]["error"] == pytest.approx(0.5 * s / np.sqrt(n), rel=1e-6)

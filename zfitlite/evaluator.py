@@ -209,6 +209,8 @@ class LossEvaluator:
         self.best_value = float("inf")
         self.record = NonFiniteRecord(errordef=self.errordef)
         self.last_value_gradient: tuple[np.ndarray | None, float, np.ndarray] | None = None
+        #: ``(x, H)`` of the last Hessian from the compiled functions' own ``hessian``
+        self.last_hessian: tuple[np.ndarray, np.ndarray] | None = None
         self._budget_on = True
         self._calls = 0  # the budget spent (see ncalls)
         self._quiet = False
@@ -483,10 +485,14 @@ class LossEvaluator:
             self._spend(1, self._need_h)
             self.nhess += 1
             H = self._call(self.compiled.hessian, x, "hessian")
+            at = None  # marks the compiled Hessian's own answer (kept below)
         H = self._array(H, (self.n, self.n), "hessian", x)
         if self.verbosity >= 10:
             print(f"  eval hessian x={_fmt(x)}")
-        return self._finite("hessian", x, H)
+        H = self._finite("hessian", x, H)
+        if at is None:  # what ``compiled.hessian(x)`` gives: a result's hesse() reuses it
+            self.last_hessian = (x.copy(), np.array(H, dtype=np.float64))
+        return H
 
     def hessian_vector(self, x: Any, v: Any, g: np.ndarray | None = None) -> np.ndarray:
         """The Hessian at ``x`` times ``v``, without forming the Hessian.

@@ -135,6 +135,10 @@ class FitResult:
             )
         self.minimizer_info: dict[str, Any] = dict(minimizer_info or {})
         self._covariances: dict[str, np.ndarray] = {}
+        #: ``(compiled functions, x, H)``: the Hessian the fit measured at its end with the
+        #: loss's compiled Hessian (set by the minimizer); ``hesse()`` at that ``x`` reuses
+        #: it instead of computing the same matrix again (on many events, the costliest call)
+        self._known_hessian: tuple[Any, np.ndarray, np.ndarray] | None = None
         at_limit = (
             params.at_limit(params.values).tolist()
             if params.has_bounds
@@ -270,6 +274,9 @@ class FitResult:
         if method == "hesse_np":
             loss = self._require_loss("hesse(method='hesse_np')")
             compiled = loss.compiled(len(self.params_spec), self.params_spec.difference_scales())
+            known = self._known_hessian
+            if known is not None and known[0] is compiled and np.array_equal(known[1], self.x):
+                return known[2].copy()  # the same function at the same point
             return np.asarray(compiled.hessian(self.x), dtype=np.float64)
         raise ValueError(f"unknown Hesse method {method!r}; choose 'hesse_np' or 'approx'")
 
@@ -546,6 +553,7 @@ class FitResult:
         # cannot be restored where the result is loaded (a function of another process's
         # ``__main__``, a module not installed there) costs only itself, not the result.
         state = self.__dict__.copy()
+        state["_known_hessian"] = None  # tied to this process's compiled functions
         for key in _RESTORABLE:
             obj = state.get(key)
             if obj is not None:

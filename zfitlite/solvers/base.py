@@ -592,7 +592,7 @@ class BaseMinimizer(GraphCachable):
             "original": out.original,
             **out.extras,
         }
-        return FitResult(
+        result = FitResult(
             params=params.with_values(out.x),
             fmin=fmin,
             edm=e if e is not None else float("nan"),
@@ -606,6 +606,10 @@ class BaseMinimizer(GraphCachable):
             info=info,
             message=message,
         )
+        last = evaluator.last_hessian
+        if last is not None:
+            result._known_hessian = (evaluator.compiled, *last)
+        return result
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tol={self.tol}, name={self.name!r})"
