@@ -16,8 +16,10 @@ device buffers, plus the growth of the resident set size):
   scaling ``x_scale="jac"``, which zfitlite's LM always uses, and scipy's default
   ``x_scale=1``), a sparse ``jac`` and a dense one; time: the best of five interleaved
   runs without ``tracemalloc``, memory: one traced run;
-* **events**: an unbinned Gauss + exponential NLL (4 parameters) on JAX: ``ScipyBFGS``
-  and ``Minuit`` against iminuit's Migrad on the same jitted function.
+* **events**: an unbinned Gauss + exponential NLL (4 parameters) on JAX: ``Minuit``,
+  ``ScipyBFGS`` and ``ScipyLBFGSB`` against iminuit's Migrad (given the same jitted
+  value and gradient), the fit alone and fit + ``hesse()``; the note gives the peak
+  growth of the resident set (sampled; JAX's buffers are outside ``tracemalloc``).
 
 Run it with single-threaded BLAS (``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python -m
 benchmarks bench_scaling``): on a small, loaded machine a threaded BLAS made scipy's own
@@ -266,7 +268,7 @@ def events(size: int) -> None:
     from iminuit import Minuit as IMinuit
 
     import zfitlite
-    from zfitlite.minimize import Minuit, ScipyBFGS
+    from zfitlite.minimize import Minuit, ScipyBFGS, ScipyLBFGSB
 
     jax.config.update("jax_enable_x64", True)
     rng = np.random.default_rng(4)
@@ -289,25 +291,77 @@ def events(size: int) -> None:
     f_j = jax.jit(nll)
     loss = zfitlite.SimpleLoss(nll, errordef=0.5, backend="jax")
 
-    def migrad() -> Any:
-        m = IMinuit(lambda p: float(f_j(p)), start, grad=lambda p: np.asarray(vg(p)[1]))
-        m.errordef = 0.5
-        m.limits = [(4.0, 6.0), (0.1, 2.0), (0.01, 2.0), (0.0, 1.0)]
-        m.migrad()
-        return m
+    def migrad(hesse: bool) -> Callable[[], Any]:
+        def fit() -> Any:
+            m = IMinuit(lambda p: float(f_j(p)), start, grad=lambda p: np.asarray(vg(p)[1]))
+            m.errordef = 0.5
+            m.limits = [(4.0, 6.0), (0.1, 2.0), (0.01, 2.0), (0.0, 1.0)]
+            m.migrad()
+            if hesse:
+                m.hesse()
+            return m
 
-    rows = [
-        ("iminuit Migrad", migrad),
-        ("zfitlite Minuit", lambda: Minuit().minimize(loss, start)),
-        ("zfitlite ScipyBFGS", lambda: ScipyBFGS().minimize(loss, start)),
-    ]
-    for _, fn in rows:
+        return fit
+
+    def ours(minimizer: Any, hesse: bool) -> Callable[[], Any]:
+        def fit() -> Any:
+            result = minimizer().minimize(loss, start)
+            if hesse:
+                result.hesse()
+            return result
+
+        return fit
+
+    for hesse in (False, True):
+        tag = " + hesse" if hesse else ""
+        rows = [
+            (f"iminuit Migrad{tag}", migrad(hesse)),
+            (f"zfitlite Minuit{tag}", ours(Minuit, hesse)),
+            (f"zfitlite ScipyBFGS{tag}", ours(ScipyBFGS, hesse)),
+            (f"zfitlite ScipyLBFGSB{tag}", ours(ScipyLBFGSB, hesse)),
+        ]
+        for _, fn in rows:
+            fn()
+        first = None
+        for who, fn in rows:
+            dt, peak, drss, _ = measure(fn)
+            rss_peak = peak_rss_growth(fn)
+            first = first or dt
+            row(
+                "events",
+                f"{size:.0e} events",
+                who,
+                dt,
+                peak,
+                drss,
+                f"{dt / first:.2f}x Migrad; peak RSS +{rss_peak:.0f} MiB (another run)",
+            )
+
+
+def peak_rss_growth(fn: Callable[[], Any]) -> float:
+    """The resident set's peak growth (MiB) during one call of ``fn``, sampled every 2 ms
+    (JAX's buffers are outside ``tracemalloc``'s view)."""
+    import threading
+
+    proc = psutil.Process()
+    gc.collect()
+    base = proc.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
         fn()
-    first = None
-    for who, fn in rows:
-        dt, peak, drss, _ = measure(fn)
-        first = first or dt
-        row("events", f"{size:.0e} events", who, dt, peak, drss, f"{dt / first:.2f}x Migrad")
+    finally:
+        done.set()
+        thread.join()
+    return (peak[0] - base) / 2**20
 
 
 def main() -> None:
