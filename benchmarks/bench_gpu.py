@@ -16,6 +16,9 @@ written to the JSON as soon as it is done (a run cut short keeps what it measure
 * ``single``: the compiled LM fit of NIST Misra1a (first and warm) on the GPU;
 * ``events``: an unbinned Gauss + exponential NLL over 10^7 events: ``ScipyBFGS`` fit and
   ``hesse()``, and one Hessian column by column against ``jax.hessian``.
+
+``python -m benchmarks.bench_gpu tall OUT.json``: the tall least-squares problem (5
+parameters, 10^6 and 10^7 residuals) against optimistix, and the straggler batch.
 """
 
 from __future__ import annotations
@@ -222,6 +225,52 @@ def main(path: str) -> None:
     _dump(path, out)
 
 
+def tall(path: str) -> None:
+    """The tall least-squares problem of :mod:`benchmarks.bench_scaling` (5 parameters,
+    10^6 and 10^7 residuals) on the GPU: zfitlite's compiled LM against optimistix's, first
+    and best warm call, and the straggler batch (10^4 members) once more."""
+    import jax
+
+    import zfitlite
+    from zfitlite.minimize import LevenbergMarquardt
+
+    from .bench_scaling import optimistix_tall, tall_problem
+
+    jax.config.update("jax_enable_x64", True)
+    out: dict[str, Any] = {"device": str(jax.devices()[0]), "jax": jax.__version__}
+    sizes = os.environ.get("ZFITLITE_BENCH_GPU_TALL", "1000000,10000000")
+    for m in (int(float(v)) // SCALE for v in sizes.split(",") if v):
+        residuals, x0 = tall_problem(m)
+        loss = zfitlite.LeastSquares(residuals, backend="jax")
+        peer = optimistix_tall(residuals)
+        row: dict[str, Any] = {"m": m}
+        runs = {
+            "zfitlite": lambda loss=loss, x0=x0: LevenbergMarquardt().minimize(loss, x0).x,
+            "optimistix": lambda peer=peer, x0=x0: peer(x0),
+        }
+        for who, fn in runs.items():
+            try:
+                t0 = time.perf_counter()
+                x = fn()
+                first = time.perf_counter() - t0
+                warm = []
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    x = fn()
+                    warm.append(time.perf_counter() - t0)
+                row[who] = {"first_s": first, "warm_s": min(warm), "x": x}
+            except Exception as exc:  # e.g. a cuSolver limit at 10^7 rows
+                row[who] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        if "warm_s" in row["zfitlite"] and "warm_s" in row["optimistix"]:
+            row["ratio_warm"] = row["zfitlite"]["warm_s"] / row["optimistix"]["warm_s"]
+        out.setdefault("tall", []).append(row)
+        _dump(path, out)
+    data = bb.straggler_data(10_000 // SCALE)
+    s = bb.run_stragglers_zfitlite(data, repeat=2)
+    out["stragglers"] = _strip(s) | {"fits_per_s": len(data["y"]) / s["warm"]}
+    _dump(path, out)
+
+
 def diagnose(path: str) -> None:
     """Where a GPU batch's time goes: rounds against one uninterrupted program, and the
     batched linear algebra of one step (SVD against eigh/Cholesky of the small matrices)."""
@@ -267,6 +316,8 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["batch"]:  # the batch and straggler sections only
         BATCH_ONLY = True
         main(sys.argv[2] if len(sys.argv) > 2 else "bench_gpu.json")
+    elif sys.argv[1:2] == ["tall"]:
+        tall(sys.argv[2] if len(sys.argv) > 2 else "bench_gpu_tall.json")
     elif sys.argv[1:2] == ["diagnose"]:
         diagnose(sys.argv[2] if len(sys.argv) > 2 else "bench_gpu_diagnose.json")
     else:

@@ -40,7 +40,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import psutil
 import scipy.optimize
 import scipy.sparse
 
@@ -56,6 +55,8 @@ EVENT_SIZES = _sizes("ZFITLITE_BENCH_SCALING_EVENTS", "100000,1000000")
 
 
 def _rss() -> float:
+    import psutil
+
     return psutil.Process().memory_info().rss / 2**20
 
 
@@ -127,12 +128,10 @@ def scalar(n: int) -> None:
 
 
 # -- least squares, tall ----------------------------------------------------------------
-def tall(m: int) -> None:
+def tall_problem(m: int) -> tuple[Callable[[Any], Any], np.ndarray]:
+    """The tall least-squares problem: 5 parameters, ``m`` residuals (JAX), and its start."""
     import jax
     import jax.numpy as jnp
-
-    import zfitlite
-    from zfitlite.minimize import LevenbergMarquardt
 
     jax.config.update("jax_enable_x64", True)
     t = np.linspace(0.0, 10.0, m)
@@ -144,11 +143,33 @@ def tall(m: int) -> None:
 
     y = np.asarray(model(truth, t)) + 0.05 * rng.normal(size=m)
     yj, tj = jnp.asarray(y), jnp.asarray(t)
-    x0 = np.array([2.5, 0.5, 0.8, 1.25, 0.3])
 
     def residuals(p: Any) -> Any:
         return (yj - model(p, tj)) / 0.05
 
+    return residuals, np.array([2.5, 0.5, 0.8, 1.25, 0.3])
+
+
+def optimistix_tall(residuals: Callable[[Any], Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """optimistix's jitted Levenberg-Marquardt on ``residuals`` (raises ImportError)."""
+    import jax
+    import jax.numpy as jnp
+    import optimistix as optx
+
+    solver = optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8)
+    run = jax.jit(
+        lambda p: optx.least_squares(lambda p, _: residuals(p), solver, p, max_steps=1000).value
+    )
+    return lambda x0: np.asarray(run(jnp.asarray(x0)))
+
+
+def tall(m: int) -> None:
+    import jax
+
+    import zfitlite
+    from zfitlite.minimize import LevenbergMarquardt
+
+    residuals, x0 = tall_problem(m)
     res_j = jax.jit(residuals)
     jac_j = jax.jit(jax.jacfwd(residuals))
     loss = zfitlite.LeastSquares(residuals, backend="jax")
@@ -164,15 +185,10 @@ def tall(m: int) -> None:
     ours(), minpack()
     rows = [("zfitlite LM", ours), ("MINPACK lm", minpack)]
     try:
-        import optimistix as optx
-
-        solver = optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8)
-        run = jax.jit(
-            lambda p: optx.least_squares(lambda p, _: residuals(p), solver, p, max_steps=1000).value
-        )
+        peer = optimistix_tall(residuals)
 
         def optimistix() -> Any:
-            return np.asarray(run(jnp.asarray(x0)))
+            return peer(x0)
 
         optimistix()
         rows.append(("optimistix LM", optimistix))
@@ -342,6 +358,8 @@ def peak_rss_growth(fn: Callable[[], Any]) -> float:
     """The resident set's peak growth (MiB) during one call of ``fn``, sampled every 2 ms
     (JAX's buffers are outside ``tracemalloc``'s view)."""
     import threading
+
+    import psutil
 
     proc = psutil.Process()
     gc.collect()

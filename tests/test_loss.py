@@ -130,7 +130,9 @@ def test_user_gradient_and_hessian_are_used(backend):
     assert calls["hess"] == result.info["nhess"] > 0
     before = dict(calls)
     errs = result.hesse()
-    assert calls["hess"] == before["hess"] + 1
+    # JAX (compiled functions, cached per loss): hesse() reuses the Hessian the fit
+    # measured at its end point; numpy builds its functions anew and calls again
+    assert calls["hess"] == before["hess"] + (0 if backend == "jax" else 1)
     # covariance = 2 * errordef * H^-1 with H = diag(2, 6)
     np.testing.assert_allclose(
         [errs["p0"]["error"], errs["p1"]["error"]], [1.0, np.sqrt(1.0 / 3.0)], rtol=1e-12
