@@ -106,17 +106,39 @@ def test_stragglers_are_regrouped_and_results_do_not_change(monkeypatch):
 
 
 def test_without_the_sequential_tail_the_results_are_the_same_bits(monkeypatch):
-    """As on an accelerator: the pooled groups of the chunk size run to their end, and a
-    member gives the same bits in any lane of the same vectorised program."""
+    """As on an accelerator with many members left: the pooled groups of the chunk size
+    run to their end, and a member gives the same bits in any lane of the same vectorised
+    program."""
     slow, medium = (5, 40), (17,)
     x, y = _data(48, slow, medium)
     monkeypatch.setattr(vectorised, "ROUND_STEPS", None)
     plain = _fit(x, y, 32)
     monkeypatch.setattr(vectorised, "ROUND_STEPS", 8)
     monkeypatch.setattr(vectorised, "_sequential_tail_pays", lambda: False)
+    monkeypatch.setattr(vectorised, "ACCELERATOR_TAIL", 0)
     res = _fit(x, y, 32)
-    assert res.info["tail"] == 0 and res.info["compactions"] >= 1 and res.info["pooled"] >= 3
+    assert res.info["tail"] == 0 and res.info["compactions"] == 1 and res.info["pooled"] >= 3
     _assert_same(res, plain)
+
+
+def test_on_an_accelerator_the_last_stragglers_finish_on_the_host(monkeypatch):
+    """A first program of ACCELERATOR_STEPS, then the three members still running finish in
+    the sequential program on the host CPU (``jax.default_device(cpu)``): the same steps
+    and statuses as one uninterrupted solve."""
+    slow, medium = (5, 40), (17,)
+    x, y = _data(48, slow, medium)
+    monkeypatch.setattr(vectorised, "ROUND_STEPS", None)
+    plain = _fit(x, y, 32)
+    monkeypatch.setattr(vectorised, "ROUND_STEPS", 8)
+    monkeypatch.setattr(vectorised, "on_accelerator", lambda: True)
+    hosts = []
+    on_host = vectorised._on_host
+    monkeypatch.setattr(vectorised, "_on_host", lambda: hosts.append(1) or on_host())
+    res = _fit(x, y, 32)
+    # the slow members and the medium one (52 iterations, more loop steps) go to the host
+    assert res.info["pooled"] == res.info["tail"] == 3 and res.info["compactions"] == 0
+    assert hosts  # the tail ran in the host's context
+    _assert_same(res, plain, loose=list(slow))
 
 
 def test_a_regrouped_member_equals_its_solve_in_a_group_of_its_own(monkeypatch):

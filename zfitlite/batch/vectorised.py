@@ -12,11 +12,15 @@ into full groups of the chunk size after every round, and the last few
 size (start, step_on, one_by_one, finish), the sequential one shared by all chunk sizes.
 That is on a CPU. On an accelerator (GPU, TPU) a step costs about the same for one lane as
 for all of them and a round trip to the host costs more than the steps it saves, so a chunk
-runs uninterrupted to its end there (and chunks are large: ``ACCELERATOR_CHUNK``).
+runs one long first program there (:data:`ACCELERATOR_STEPS`; chunks are large:
+``ACCELERATOR_CHUNK``); the few members still running after it (at most
+:data:`ACCELERATOR_TAIL`) finish in the sequential program on the host CPU, where a
+member needing thousands of steps costs milliseconds instead of holding the device.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +89,17 @@ TAIL_SIZE = 16
 #: Steps of the sequential program's first call; the members still running after it (the
 #: slowest few) are dealt out again over the threads, a few per call.
 TAIL_STEPS = 64
+
+#: On an accelerator a chunk runs this many loop steps in its first program (decay fits end
+#: within it: median 5-6 steps); a step there costs about the same for one lane or all
+#: of them, so a member needing thousands of steps would hold the whole chunk (H200,
+#: 10^4 members of which 4 need ~3,000 steps: 1.7 s uninterrupted).
+ACCELERATOR_STEPS = 64
+
+#: After :data:`ACCELERATOR_STEPS`, at most this many members still running finish on the
+#: host CPU in the sequential program (a few µs per step there, against a kernel launch
+#: per operation on the device); more than this go on, uninterrupted, on the device.
+ACCELERATOR_TAIL = 256
 
 _NO_LIMIT = np.iinfo(np.int32).max
 
@@ -303,9 +318,11 @@ def _begin(problem: _Problem, x0: np.ndarray, data: tuple) -> _Chunk:
     state, args, mask, nobs = programs[0](x0p, *consts, datap)
     # on an accelerator a step costs about the same for one lane or all of them, and a
     # round trip to the host costs more than the steps it saves: no rounds there (H200,
-    # 10^5 decay fits: 0.45 s in rounds, 0.047 s uninterrupted)
-    uninterrupted = ROUND_STEPS is None or size <= SMALL_CHUNK or on_accelerator()
-    steps = _NO_LIMIT if uninterrupted else ROUND_STEPS
+    # 10^5 decay fits: 0.45 s in rounds, 0.047 s uninterrupted), one long first program
+    if ROUND_STEPS is None or size <= SMALL_CHUNK:
+        steps = _NO_LIMIT
+    else:
+        steps = ACCELERATOR_STEPS if on_accelerator() else ROUND_STEPS
     state = programs[1](state, *consts, args, nobs, steps)
     running = np.flatnonzero(np.asarray(state.status)[:b] == RUNNING)
     return _Chunk(programs, consts, b, mask, state, args, nobs, running, stats)
@@ -318,18 +335,26 @@ def on_accelerator() -> bool:
     return import_jax().default_backend() != "cpu"
 
 
+def _on_host() -> Any:
+    """A context in which JAX programs run on the host CPU (``jax.default_device``)."""
+    from ..backends.jax_backend import import_jax
+
+    jax = import_jax()
+    return jax.default_device(jax.devices("cpu")[0])
+
+
 def _sequential_tail_pays() -> bool:
     """True on a CPU, where a step of the unbatched loop costs a few µs against 13-30 µs
     for a vectorised group of 8; on an accelerator a step costs about the same for one
-    lane or thousands (kernel launches), so the pooled groups run to their end instead."""
+    lane or thousands (kernel launches): there the pooled members run to their end on the
+    device when there are many, on the host CPU when there are few."""
     return not on_accelerator()
 
 
 def _pool(chunks: list[_Chunk], runner: Runner = _serial, workers: int = 1) -> None:
     """Finish the members the chunks' first rounds left running, pooled over all chunks.
 
-    While more than ``chunk // TAIL_FRACTION`` of them run (on an accelerator, while any
-    does: :func:`_sequential_tail_pays`), they go on in rounds of
+    While more than ``chunk // TAIL_FRACTION`` of them run, they go on in rounds of
     :data:`ROUND_STEPS` (doubling when they did not halve) in groups of the chunk size
     (the chunk's own compiled program; after each round the ones still running are
     regrouped, so finished members stop costing); the last ones finish in the sequential
@@ -338,6 +363,10 @@ def _pool(chunks: list[_Chunk], runner: Runner = _serial, workers: int = 1) -> N
     solve (a step sees only its member's state). ``runner`` runs the groups of a round
     (several threads). The pooled members' finishing step runs here too; their outcomes
     go back to the chunks (``finished``), whose own states stay where they are.
+
+    On an accelerator (:func:`_sequential_tail_pays`) there are no rounds: more than
+    :data:`ACCELERATOR_TAIL` members left go on to their end in one program on the
+    device; fewer finish in the sequential program on the host CPU.
     """
     from ..status import RUNNING
 
@@ -369,18 +398,26 @@ def _pool(chunks: list[_Chunk], runner: Runner = _serial, workers: int = 1) -> N
 
     steps = ROUND_STEPS or _NO_LIMIT
     running = np.flatnonzero(state.status == RUNNING)
-    tail = max(size // TAIL_FRACTION, 1) if _sequential_tail_pays() else 0
-    while running.size > tail:
-        run(step_on, _split(running, size), size, steps)
-        stats["compactions"] += 1
-        before, running = running.size, np.flatnonzero(state.status == RUNNING)
-        if 2 * running.size > before:
-            steps = min(2 * steps, _NO_LIMIT)
+    accelerator = not _sequential_tail_pays()
+    if accelerator:  # many left: on the device, to their end; a few: on the host (below)
+        if running.size > ACCELERATOR_TAIL:
+            run(step_on, _split(running, size), size, _NO_LIMIT)
+            stats["compactions"] += 1
+            running = np.flatnonzero(state.status == RUNNING)
+    else:
+        tail = max(size // TAIL_FRACTION, 1)
+        while running.size > tail:
+            run(step_on, _split(running, size), size, steps)
+            stats["compactions"] += 1
+            before, running = running.size, np.flatnonzero(state.status == RUNNING)
+            if 2 * running.size > before:
+                steps = min(2 * steps, _NO_LIMIT)
     stats["tail"] += int(running.size)
     steps = TAIL_STEPS
-    while running.size:  # the few members left after TAIL_STEPS (at most) share the threads
-        run(one_by_one, _split(running, TAIL_SIZE, workers), TAIL_SIZE, steps)
-        running, steps = np.flatnonzero(state.status == RUNNING), _NO_LIMIT
+    with _on_host() if accelerator else contextlib.nullcontext():
+        while running.size:  # the few left after TAIL_STEPS (at most) share the threads
+            run(one_by_one, _split(running, TAIL_SIZE, workers), TAIL_SIZE, steps)
+            running, steps = np.flatnonzero(state.status == RUNNING), _NO_LIMIT
     # their finishing step here, in groups of the chunk size; only the outcomes go back
     pooled = np.arange(nobs.shape[0])
     blocks = [pooled[i : i + size] for i in range(0, pooled.size, size)]
