@@ -65,3 +65,33 @@ def test_tall_fit_is_the_same_by_either_route(monkeypatch):
     np.testing.assert_allclose(gram_jax.x, svd_numpy.x, rtol=1e-9)
     np.testing.assert_allclose(geodesic.x, svd_numpy.x, rtol=1e-8)
     assert gram_numpy.x == pytest.approx([2.0, 0.7, 0.5], abs=0.02)
+
+
+def test_a_parameter_held_at_its_bound_keeps_the_gram_route(monkeypatch):
+    """A column held at its bound is an exact zero of the Gram matrix, not a rank in
+    doubt: the tall fit stays on the Gram route (no SVD at all) and ends where the SVD
+    route ends."""
+    t = np.linspace(0.0, 5.0, 3000)
+    y = 2.0 * np.exp(-0.7 * t) + 0.5 + 0.01 * np.random.default_rng(4).normal(size=t.size)
+
+    def residuals(p):
+        return (y - p[0] * np.exp(-p[1] * t) - p[2]) / 0.01
+
+    def fit():
+        loss = zfitlite.LeastSquares(residuals, backend="numpy")
+        params = {"value": [1.0, 1.0, 1.2], "lower": [-np.inf, -np.inf, 1.0]}
+        return LevenbergMarquardt(tol=1e-10).minimize(loss, params)
+
+    svds = []
+    svd = numpy_ops.svd
+    monkeypatch.setattr(numpy_ops, "svd", lambda A: svds.append(A.shape) or svd(A))
+    gram = fit()
+    assert svds == []  # every step and the rank test on the Gram matrix
+    monkeypatch.setattr(lsq, "GRAM_MIN_ROWS", 10**9)
+    by_svd = fit()
+    assert svds  # the SVD route did take SVDs
+    assert gram.converged and by_svd.converged, (gram.message, by_svd.message)
+    assert gram.x[2] == 1.0 == by_svd.x[2]  # held at the bound (the data want 0.5)
+    assert gram.params_at_limit and not gram.valid  # zfit's rule: at a limit, not valid
+    # both within 5e-9 of a tight scipy fit of the free two (1e-5 of their errors)
+    np.testing.assert_allclose(gram.x, by_svd.x, rtol=1e-8)

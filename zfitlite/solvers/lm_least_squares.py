@@ -219,7 +219,11 @@ def _scaled_factors(
     ev, V = xp.linalg.eigh(G)
     ev, V = ev[::-1], V[:, ::-1]  # descending, as the SVD's
     s = xp.sqrt(xp.maximum(ev, 0.0))
-    well = xp.all(xp.isfinite(ev)) & (s[-1] > GRAM_RCOND * s[0])
+    # a column held at its bound (w = 0) is an exact zero of G, not a doubt about the rank:
+    # the condition is judged over the free columns (their singular values come first)
+    nfree = (w > 0).sum()
+    s_free = s[xp.maximum(nfree - 1, 0)]
+    well = xp.all(xp.isfinite(ev)) & (nfree > 0) & (s_free > GRAM_RCOND * s[0])
 
     def gram(_: Any) -> tuple[Any, Any, Any]:
         return s, V.T, (V.T @ (w * g)) / ops.where(s > 0, s, 1.0)
