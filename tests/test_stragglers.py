@@ -105,15 +105,22 @@ def test_stragglers_are_regrouped_and_results_do_not_change(monkeypatch):
     _assert_same(res, plain, loose=list(slow))
 
 
-def test_without_the_sequential_tail_the_results_are_the_same_bits(monkeypatch):
-    """As on an accelerator with many members left: the pooled groups of the chunk size
-    run to their end, and a member gives the same bits in any lane of the same vectorised
-    program."""
+def _uninterrupted_then_rounds(monkeypatch) -> tuple:
+    """The 48-member batch with two slow members solved without rounds (``ROUND_STEPS =
+    None``), then rounds switched back on: ``(x, y, that result, the slow rows)``."""
     slow, medium = (5, 40), (17,)
     x, y = _data(48, slow, medium)
     monkeypatch.setattr(vectorised, "ROUND_STEPS", None)
     plain = _fit(x, y, 32)
     monkeypatch.setattr(vectorised, "ROUND_STEPS", 8)
+    return x, y, plain, slow
+
+
+def test_without_the_sequential_tail_the_results_are_the_same_bits(monkeypatch):
+    """As on an accelerator with many members left: the pooled groups of the chunk size
+    run to their end, and a member gives the same bits in any lane of the same vectorised
+    program."""
+    x, y, plain, _ = _uninterrupted_then_rounds(monkeypatch)
     monkeypatch.setattr(vectorised, "_sequential_tail_pays", lambda: False)
     monkeypatch.setattr(vectorised, "ACCELERATOR_TAIL", 0)
     res = _fit(x, y, 32)
@@ -125,11 +132,7 @@ def test_on_an_accelerator_the_last_stragglers_finish_on_the_host(monkeypatch):
     """A first program of ACCELERATOR_STEPS, then the three members still running finish in
     the sequential program on the host CPU (``jax.default_device(cpu)``): the same steps
     and statuses as one uninterrupted solve."""
-    slow, medium = (5, 40), (17,)
-    x, y = _data(48, slow, medium)
-    monkeypatch.setattr(vectorised, "ROUND_STEPS", None)
-    plain = _fit(x, y, 32)
-    monkeypatch.setattr(vectorised, "ROUND_STEPS", 8)
+    x, y, plain, slow = _uninterrupted_then_rounds(monkeypatch)
     monkeypatch.setattr(vectorised, "on_accelerator", lambda: True)
     hosts = []
     on_host = vectorised._on_host
