@@ -144,6 +144,27 @@ def test_on_an_accelerator_the_last_stragglers_finish_on_the_host(monkeypatch):
     _assert_same(res, plain, loose=list(slow))
 
 
+def test_on_an_accelerator_without_a_host_backend_the_device_finishes(monkeypatch):
+    """``JAX_PLATFORMS=cuda`` leaves JAX without a CPU backend: the members still running
+    after the first program then go on to their end on the device, in one program."""
+    import jax
+
+    x, y, plain, _ = _uninterrupted_then_rounds(monkeypatch)
+    monkeypatch.setattr(vectorised, "on_accelerator", lambda: True)
+    devices = jax.devices
+
+    def no_cpu(backend=None):
+        if backend == "cpu":
+            raise RuntimeError("Unknown backend: 'cpu' requested, but no platforms are 'cpu'")
+        return devices(backend)
+
+    monkeypatch.setattr(jax, "devices", no_cpu)
+    assert vectorised._on_host() is None
+    res = _fit(x, y, 32)
+    assert res.info["pooled"] == 3 and res.info["tail"] == 0 and res.info["compactions"] == 1
+    _assert_same(res, plain)  # the same vectorised program: the same bits
+
+
 def test_a_regrouped_member_equals_its_solve_in_a_group_of_its_own(monkeypatch):
     """Member by member: the medium member fitted with the batch (it finishes in the
     sequential tail) and in a batch of 8 copies run in one uninterrupted call."""

@@ -336,11 +336,16 @@ def on_accelerator() -> bool:
 
 
 def _on_host() -> Any:
-    """A context in which JAX programs run on the host CPU (``jax.default_device``)."""
+    """A context in which JAX programs run on the host CPU (``jax.default_device``), or
+    None when JAX has no CPU backend (e.g. ``JAX_PLATFORMS=cuda``)."""
     from ..backends.jax_backend import import_jax
 
     jax = import_jax()
-    return jax.default_device(jax.devices("cpu")[0])
+    try:
+        cpu = jax.devices("cpu")[0]
+    except RuntimeError:
+        return None
+    return jax.default_device(cpu)
 
 
 def _sequential_tail_pays() -> bool:
@@ -399,8 +404,9 @@ def _pool(chunks: list[_Chunk], runner: Runner = _serial, workers: int = 1) -> N
     steps = ROUND_STEPS or _NO_LIMIT
     running = np.flatnonzero(state.status == RUNNING)
     accelerator = not _sequential_tail_pays()
-    if accelerator:  # many left: on the device, to their end; a few: on the host (below)
-        if running.size > ACCELERATOR_TAIL:
+    host = _on_host() if accelerator else None
+    if accelerator:  # many left (or no host CPU): on the device, to their end; else below
+        if running.size > ACCELERATOR_TAIL or host is None:
             run(step_on, _split(running, size), size, _NO_LIMIT)
             stats["compactions"] += 1
             running = np.flatnonzero(state.status == RUNNING)
@@ -414,7 +420,7 @@ def _pool(chunks: list[_Chunk], runner: Runner = _serial, workers: int = 1) -> N
                 steps = min(2 * steps, _NO_LIMIT)
     stats["tail"] += int(running.size)
     steps = TAIL_STEPS
-    with _on_host() if accelerator else contextlib.nullcontext():
+    with host if host is not None else contextlib.nullcontext():
         while running.size:  # the few left after TAIL_STEPS (at most) share the threads
             run(one_by_one, _split(running, TAIL_SIZE, workers), TAIL_SIZE, steps)
             running, steps = np.flatnonzero(state.status == RUNNING), _NO_LIMIT
