@@ -476,7 +476,9 @@ class LossEvaluator:
         """
         x = self._x(x)
         at = self.compiled.hessian_at
+        own = True  # the compiled functions' own Hessian (not differenced around f, g)
         if f is not None and g is not None and at is not None and math.isfinite(f):
+            own = False
             g = np.array(g, dtype=np.float64)
             self._spend(1, self._need_h_at)
             self.nhess += 1
@@ -485,12 +487,11 @@ class LossEvaluator:
             self._spend(1, self._need_h)
             self.nhess += 1
             H = self._call(self.compiled.hessian, x, "hessian")
-            at = None  # marks the compiled Hessian's own answer (kept below)
         H = self._array(H, (self.n, self.n), "hessian", x)
         if self.verbosity >= 10:
             print(f"  eval hessian x={_fmt(x)}")
         H = self._finite("hessian", x, H)
-        if at is None:  # what ``compiled.hessian(x)`` gives: a result's hesse() reuses it
+        if own:  # what ``compiled.hessian(x)`` gives: a result's hesse() reuses it
             self.last_hessian = (x.copy(), np.array(H, dtype=np.float64))
         return H
 

@@ -164,9 +164,7 @@ def _observed(xp: Any, cfg: LSQSettings, m: int) -> Any:
 def _factorise(ops: ArrayOps, x: Any, r: Any, J: Any, D: Any, lower: Any, upper: Any) -> tuple:
     """Scaling update, free mask, factors of the scaled free Jacobian, and the EDM."""
     xp = ops.xp
-    m, n = J.shape
-    JtJ = J.T @ J if gram_route(ops, m, n) else None
-    colsq = xp.diagonal(JtJ) if JtJ is not None else (J * J).sum(axis=0)
+    JtJ, colsq = _gram_and_column_norms(ops, J)
     D = xp.maximum(D, xp.sqrt(colsq))
     D = ops.where(D > 0, D, 1.0)  # a column that has always been zero: unit scale
     g = r @ J
@@ -194,6 +192,21 @@ def gram_route(ops: ArrayOps, m: int, n: int) -> bool:
     both branches) keep the SVD."""
     vectorised = ops.compiles and ops.batched() is ops
     return m >= GRAM_MIN_ROWS and m >= GRAM_RATIO * n and n > 0 and not vectorised
+
+
+def _gram_and_column_norms(ops: ArrayOps, J: Any) -> tuple[Any, Any]:
+    """``(J^T J or None, squared column norms of J)``: on the Gram route the product the
+    factors need, and the norms from its diagonal; elsewhere None and the norms alone."""
+    if gram_route(ops, *J.shape):
+        JtJ = J.T @ J
+        return JtJ, ops.xp.diagonal(JtJ)
+    return None, (J * J).sum(axis=0)
+
+
+def _gram_project(Vt: Any, s: Any, wJtv: Any) -> Any:
+    """``U^T v = V^T A^T v / s`` from Gram factors, given ``A^T v = w * (v @ J)``
+    (``w``: the scaling, 0 for held columns); a zero singular value divides by one."""
+    return (Vt @ wJtv) / (s + (s == 0))
 
 
 def _scaled_factors(
@@ -226,7 +239,7 @@ def _scaled_factors(
     well = xp.all(xp.isfinite(ev)) & (nfree > 0) & (s_free > GRAM_RCOND * s[0])
 
     def gram(_: Any) -> tuple[Any, Any, Any]:
-        return s, V.T, (V.T @ (w * g)) / ops.where(s > 0, s, 1.0)
+        return s, V.T, _gram_project(V.T, s, w * g)
 
     def svd(_: Any) -> tuple[Any, Any, Any]:
         U, s2, Vt2 = ops.svd(J * w)
@@ -238,11 +251,11 @@ def _scaled_factors(
 
 def _project(st: LSQState, v: Any) -> Any:
     """``U^T v`` of the state's factors: ``v @ U``, or on the Gram route (``U`` empty)
-    ``V^T (J^T v / D) / s``; where ``s`` is negligible the callers' factors drop it."""
+    ``V^T (J^T v / D) / s`` (:func:`_gram_project`); where ``s`` is negligible the
+    callers' factors drop it."""
     if st.U.shape[0] == st.J.shape[0]:
         return v @ st.U
-    s = st.s
-    return (st.Vt @ ((v @ st.J) / st.D)) / (s + (s == 0))
+    return _gram_project(st.Vt, st.s, (v @ st.J) / st.D)
 
 
 def _significant(s: Any) -> Any:
@@ -680,9 +693,7 @@ def _factorise_eager(
     """:func:`_factorise` on numpy after the first Jacobian, the EDM a Python float: the
     scaling is already positive (so it stays so: no unit fallback), without bounds every
     column is free (no free-mask test), and a full-rank ``uf`` is not re-masked."""
-    m, n = J.shape
-    JtJ = J.T @ J if gram_route(numpy_ops, m, n) else None
-    colsq = np.diagonal(JtJ) if JtJ is not None else (J * J).sum(axis=0)
+    JtJ, colsq = _gram_and_column_norms(numpy_ops, J)
     D = np.maximum(D, np.sqrt(colsq))  # >= the old D > 0 (J is finite)
     g = r @ J
     free = free_mask(x, g, lower, upper) if bounded else None
