@@ -441,10 +441,16 @@ def lsq_goal(xp: Any, tol_errordef: Any, f: Any, m: Any, n: int) -> Any:
     residuals) may be an array (one per member of a batch). A perfect fit (``F = 0``) has
     EDM 0: the goal is floored at the smallest normal float so that it stays positive.
     """
-    if isinstance(m, (int, np.integer)):
-        dof = m - n if m > n else max(m, 1)
+    if isinstance(m, (int, float, np.integer, np.floating)):
+        dof = m - n if m > n else max(m, 1)  # (a NaN m stays NaN, as with xp.maximum)
     else:
         dof = xp.where(m > n, m - n, xp.maximum(m, 1))
+    if isinstance(f, float) and isinstance(dof, (int, float)):
+        # Python floats (the eager loops): the same operations as below, without numpy's
+        # calls on scalars (NaN wins, as in xp.minimum and xp.maximum)
+        q = f / dof
+        q = q if (q != q or q < 1.0) else 1.0
+        return tol_errordef * (q if (q != q or q > _TINY) else _TINY)
     return tol_errordef * xp.maximum(xp.minimum(1.0, f / dof), _TINY)
 
 

@@ -226,8 +226,6 @@ class LossEvaluator:
         self._need_j = costs.get("jacobian", 1)
         if auto_budget and self._raw is not None:
             self.maxiter *= max(1, self._need_vg // 2)
-        if self._raw is not None:
-            self._call = self._call_counted
 
     # -- bookkeeping -------------------------------------------------------------------
     @property
@@ -299,7 +297,7 @@ class LossEvaluator:
     def _spend(self, k: int = 1, need: int = 1) -> None:
         """Refuse a call that could overrun the budget (``need``: its most calls); count
         ``k`` where the backend compiles (the numpy backend counts real calls in
-        :meth:`_call_counted`)."""
+        :meth:`_call`)."""
         if self._budget_on and self._calls + need > self.maxiter:
             raise MaximumIterationReached(
                 f"maxiter={self.maxiter} reached ({self._calls} calls spent, the next "
@@ -344,6 +342,10 @@ class LossEvaluator:
         return None
 
     def _call(self, fn: Callable, x: np.ndarray, what: str) -> Any:
+        """``fn`` on a copy of ``x``; on the numpy backend the user's function calls it
+        made are added to the budget spent (finite differences included)."""
+        raw = self._raw
+        before = 0 if raw is None else raw.n
         try:
             if self._quiet:
                 return fn(x.copy())
@@ -354,20 +356,13 @@ class LossEvaluator:
             raise
         except Exception as exc:
             # a value computed before a derivative failed still counts (best_x/best_value)
-            before = getattr(exc, VALUE_BEFORE_FAILURE, None)
-            if isinstance(before, (float, np.floating)) and math.isfinite(before):
-                self._remember(x, float(before))
+            value = getattr(exc, VALUE_BEFORE_FAILURE, None)
+            if isinstance(value, (float, np.floating)) and math.isfinite(value):
+                self._remember(x, float(value))
             raise self.wrap_error(exc, what, x) from exc
-
-    def _call_counted(self, fn: Callable, x: np.ndarray, what: str) -> Any:
-        """:meth:`_call`, adding the user's function calls it made to the budget spent."""
-        raw = self._raw
-        assert raw is not None
-        before = raw.n
-        try:
-            return LossEvaluator._call(self, fn, x, what)
         finally:
-            self._calls += raw.n - before
+            if raw is not None:
+                self._calls += raw.n - before
 
     def _remember(self, x: np.ndarray, value: float) -> None:
         x = x.copy()  # one copy, shared: neither is mutated afterwards

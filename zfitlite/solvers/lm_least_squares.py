@@ -156,8 +156,8 @@ class LSQState(NamedTuple):
 
 def _observed(xp: Any, cfg: LSQSettings, m: int) -> Any:
     """The number of observed residuals: ``cfg.nobs`` when set, else ``m``."""
-    if isinstance(cfg.nobs, (int, float)) and cfg.nobs < 0:
-        return m
+    if isinstance(cfg.nobs, (int, float)):  # a number (eager loops): no array made
+        return cfg.nobs if cfg.nobs >= 0 else m
     return xp.where(cfg.nobs >= 0, cfg.nobs, m)
 
 
@@ -261,6 +261,15 @@ def _project(st: LSQState, v: Any) -> Any:
 def _significant(s: Any) -> Any:
     """Singular values that count (the others are treated as exact zeros)."""
     return s > s[0] * _EPS * 1e3
+
+
+def _all_significant(s: np.ndarray) -> bool:
+    """``_significant(s).all()`` on numpy, from two Python floats: ``s`` comes sorted in
+    descending order (the SVD's, and the Gram route's), so its last value decides (the
+    same comparison, so the same answer; a NaN compares False, as there)."""
+    if s.shape[0] == 0:
+        return True
+    return float(s[-1]) > float(s[0]) * _EPS * 1e3
 
 
 def _inverse_factors(xp: Any, s: Any, lam: Any) -> Any:
@@ -628,9 +637,8 @@ def trust_region_step_eager(
 ) -> tuple[np.ndarray, float]:
     """:func:`trust_region_step` on numpy with Python scalars and control flow (the same
     arithmetic, so the same step); the secular iteration runs only while it is needed."""
-    valid = _significant(s)
-    full_rank = bool(valid.all())
-    coef_gn = _gauss_newton_coef(s, uf)
+    full_rank = _all_significant(s)
+    coef_gn = uf / s if full_rank else _gauss_newton_coef(s, uf)
     gn_norm = math.sqrt(coef_gn @ coef_gn)
     if gn_norm <= delta:
         return -(Vt.T @ coef_gn), 0.0
@@ -651,13 +659,12 @@ def trust_region_step_eager(
         return p_norm - delta, float(-(suf2 / denom**3).sum() / p_norm)
 
     phi0 = gn_norm - delta
-    s_safe = s if full_rank else np.where(valid, s, 1.0)
-    terms = uf * uf / s_safe**4
-    phi0_prime = float(-(terms if full_rank else np.where(valid, terms, 0.0)).sum()) / (
-        gn_norm if gn_norm > 0 else 1.0
-    )
+    lam_lower = 0.0  # Newton's lower bound on lam, known at full rank only
+    if full_rank:
+        phi0_prime = float(-(uf * uf / s**4).sum()) / (gn_norm if gn_norm > 0 else 1.0)
+        if phi0_prime < 0:
+            lam_lower = -phi0 / _fmin(phi0_prime, -1e-300)
     lam_upper = math.sqrt(suf @ suf) / delta
-    lam_lower = -phi0 / _fmin(phi0_prime, -1e-300) if (full_rank and phi0_prime < 0) else 0.0
     lam = _fmax(1e-3 * lam_upper, _sqrt(_fmax(lam_lower * lam_upper, 0.0)))
     lo, hi = lam_lower, lam_upper
     for _ in range(10):
@@ -698,17 +705,16 @@ def _factorise_eager(
     g = r @ J
     free = free_mask(x, g, lower, upper) if bounded else None
     U, s, Vt, uf = _scaled_factors(numpy_ops, J, r, g, D, free, JtJ)
-    valid = _significant(s)
-    if not valid.all():
-        uf = np.where(valid, uf, 0.0)
+    if not _all_significant(s):
+        uf = np.where(_significant(s), uf, 0.0)
     return D, U, s, Vt, uf, float(uf @ uf)
 
 
 def _gauss_newton_coef(s: np.ndarray, uf: np.ndarray) -> np.ndarray:
     """``uf / s`` over the significant singular values, 0 elsewhere (numpy)."""
-    valid = _significant(s)
-    if valid.all():
+    if _all_significant(s):
         return uf / s
+    valid = _significant(s)
     return np.where(valid, uf / np.where(valid, s, 1.0), 0.0)
 
 
@@ -728,8 +734,8 @@ def _secant_update_eager(
     S0 = S * _fmin(1.0, abs(float(h @ ysharp)) / abs(shs)) if shs != 0 else S * 1.0
     w = ysharp - S0 @ h
     ys_safe = ys if ys > 0 else 1.0
-    outer = np.outer(w, y)
-    upd = (outer + outer.T) / ys_safe - float(w @ h) * np.outer(y, y) / (ys_safe * ys_safe)
+    outer = w[:, None] * y  # np.outer's products, without its call
+    upd = (outer + outer.T) / ys_safe - float(w @ h) * (y[:, None] * y) / (ys_safe * ys_safe)
     S_new = S0 + upd
     return S_new if ys > 0 and np.isfinite(S_new).all() else S
 
