@@ -141,3 +141,43 @@ def test_minuit_does_not_run_hesse_twice() -> None:
     assert result.valid
     assert result.info["minuit"]["nfcn"] == m.nfcn
     assert result.info["minuit"]["has_accurate_covar"]
+
+
+def test_bfgs_round_ends_when_the_loss_stalls_at_rounding(monkeypatch) -> None:
+    """A loss near 2e6 whose value carries a unit or two of rounding in its last place and
+    whose gradient carries 1e-3 of noise (as an NLL of 10^6 events does): scipy's
+    ``gtol`` (1e-5) is out of reach, and its line search used to shrink its step for
+    evaluation after evaluation; the round now ends after five evaluations at rounding
+    level, at the best point, and the measured EDM there is far below the goal."""
+    import zfitlite.solvers._scipy_common as common
+
+    A = 1e6 * np.array([[2.0, 0.3], [0.3, 1.0]])
+    c = np.array([1.0, -2.0])
+    calls: collections.Counter = collections.Counter()
+
+    def bits(x: np.ndarray) -> np.ndarray:
+        return np.frombuffer(x.tobytes(), dtype=np.uint64)
+
+    def f(x: np.ndarray) -> float:
+        calls["f"] += 1
+        d = x - c
+        ulps = int(bits(x).sum() % np.uint64(3))  # rounding that depends on the point
+        return 2e6 + 0.5 * d @ A @ d + ulps * float(np.spacing(2e6))
+
+    def g(x: np.ndarray) -> np.ndarray:
+        calls["g"] += 1
+        noise = (bits(x) * np.uint64(2654435761) % np.uint64(1000)).astype(float) / 500.0 - 1.0
+        return A @ (x - c) + 1e-3 * noise
+
+    loss = zfitlite.SimpleLoss(f, gradient=g, hessian=lambda x: A, errordef=0.5, backend="numpy")
+    start = np.array([1.01, -2.01])
+    stalled = zfitlite.minimize.ScipyBFGS().minimize(loss, start)
+    guarded = dict(calls)
+    monkeypatch.setattr(common, "STALL_EVALUATIONS", 10**9)  # the guard off
+    calls.clear()
+    unguarded = zfitlite.minimize.ScipyBFGS().minimize(loss, start)
+    assert stalled.valid and unguarded.valid
+    assert "last place" in stalled.info["scipy_message"]
+    assert guarded["g"] < unguarded.info["ngrad"] == calls["g"]  # 11 against 22 here
+    np.testing.assert_allclose(stalled.x, c, atol=1e-8)  # errors are ~1e-3
+    assert stalled.edm < 1e-9 < stalled.criterion.goal

@@ -30,6 +30,7 @@ import numpy as np
 import scipy.optimize
 
 from ..criterion import (
+    EPS,
     Measure,
     bounded_edm,
     free_mask,
@@ -454,4 +455,75 @@ def run_minimize(
         kwargs["hess"] = evaluator.hessian
     if bounds is not None:
         kwargs["bounds"] = bounds
-    return scipy.optimize.minimize(fun, x, **kwargs)
+    if not method.stall_stop:
+        return scipy.optimize.minimize(fun, x, **kwargs)
+    guard = _StallGuard(fun, method.gradient)
+    try:
+        return scipy.optimize.minimize(guard, x, **kwargs)
+    except _Stalled:
+        return guard.result()
+
+
+#: A round of a gradient-tolerance method (BFGS, CG) ends after this many evaluations in a
+#: row that change the loss by no more than :data:`STALL_ULPS` units of its last place
+#: from the best value of the round. With a large loss (an NLL of 10^6 events: about
+#: 2e6) the gradient's float64 floor (~1e-3 there) lies above scipy's ``gtol`` (1e-5),
+#: and scipy's line search went on for 45 evaluations in which the loss changed by at
+#: most one unit in its last place, before it gave up ("precision loss"). The round's
+#: end is measured as any other (EDM, settled test), so a stop that comes too early only
+#: costs the next round.
+STALL_EVALUATIONS = 5
+STALL_ULPS = 4.0
+
+
+class _Stalled(Exception):
+    """Raised inside scipy's loop by :class:`_StallGuard` (caught in :func:`run_minimize`)."""
+
+
+class _StallGuard:
+    """The loss for scipy, ending the round once it stalls at rounding level (see
+    :data:`STALL_EVALUATIONS`); :meth:`result` is then the round's answer: the best point."""
+
+    def __init__(self, fun: Callable[[np.ndarray], Any], with_gradient: bool) -> None:
+        self.fun = fun
+        self.with_gradient = with_gradient
+        self.best_f = np.inf
+        self.best_x: np.ndarray | None = None
+        self.best_out: Any = None
+        self.calls = 0
+        self.flat = 0
+        self.improved = 0  # points better than all before: about scipy's iterations
+
+    def __call__(self, x: np.ndarray) -> Any:
+        out = self.fun(x)
+        self.calls += 1
+        f = float(out[0] if self.with_gradient else out)
+        band = STALL_ULPS * EPS * abs(self.best_f) if np.isfinite(self.best_f) else 0.0
+        if f < self.best_f - band:
+            self.best_f, self.best_x, self.best_out, self.flat = f, np.array(x), out, 0
+            self.improved += 1
+        elif abs(f - self.best_f) <= band:
+            self.flat += 1
+            if self.flat >= STALL_EVALUATIONS:
+                raise _Stalled
+        else:
+            self.flat = 0
+        return out
+
+    def result(self) -> scipy.optimize.OptimizeResult:
+        out = self.best_out
+        res = scipy.optimize.OptimizeResult(
+            x=self.best_x,
+            fun=self.best_f,
+            success=False,
+            status=2,
+            nit=max(self.improved - 1, 0),
+            nfev=self.calls,
+            message=(
+                f"stopped: precision loss, the loss changed by at most {STALL_ULPS:g} units "
+                f"in its last place over {STALL_EVALUATIONS} evaluations"
+            ),
+        )
+        if self.with_gradient:
+            res.jac = np.asarray(out[1])
+        return res

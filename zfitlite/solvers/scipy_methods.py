@@ -274,6 +274,10 @@ class ScipyMethod:
         The method's answer respects the bounds but its trial points may not (COBYLA
         treats bounds as linear constraints): the loss is evaluated at the trial point
         clipped into the bounds, so it never sees a value outside them.
+    stall_stop : bool
+        The method stops on the gradient alone (``gtol``), which a large loss may never
+        reach in float64: its round ends once the loss has stopped changing beyond
+        rounding (see :func:`~zfitlite.solvers._scipy_common.run_minimize`).
     floor : dict
         Lowest value per tightened option (default 0).
     start, restart : callable, optional
@@ -293,6 +297,7 @@ class ScipyMethod:
     keep_feasible: bool = False
     callback_x: bool = False
     clip: bool = False
+    stall_stop: bool = False
     floor: Mapping[str, float] = field(default_factory=dict)
     start: Hook | None = None
     restart: Restart | None = None
@@ -329,6 +334,7 @@ METHODS: dict[str, ScipyMethod] = {
             gradient=True,
             start=_start_hess_inv0,
             restart=_restart_hess_inv0,
+            stall_stop=True,
         ),
         ScipyMethod(
             "L-BFGS-B",
@@ -423,7 +429,7 @@ METHODS: dict[str, ScipyMethod] = {
             start=_start_simplex,
             restart=_restart_simplex,
         ),
-        ScipyMethod("CG", {"gtol": 1e-5}, {"gtol": "grad"}, gradient=True),
+        ScipyMethod("CG", {"gtol": 1e-5}, {"gtol": "grad"}, gradient=True, stall_stop=True),
         ScipyMethod("COBYQA", {}, {}, budget=("maxfev",), bounds=True),
     )
 }
