@@ -181,3 +181,36 @@ def test_bfgs_round_ends_when_the_loss_stalls_at_rounding(monkeypatch) -> None:
     assert guarded["g"] < unguarded.info["ngrad"] == calls["g"]  # 11 against 22 here
     np.testing.assert_allclose(stalled.x, c, atol=1e-8)  # errors are ~1e-3
     assert stalled.edm < 1e-9 < stalled.criterion.goal
+
+
+def test_numpy_residual_jacobian_is_central_and_geodesic_asks_for_the_extrapolated_one() -> None:
+    """Without a user Jacobian, numpy least squares difference the residuals centrally (2
+    calls per parameter, ~1e-10 relative), half the Richardson-extrapolated Jacobian's
+    calls; geodesic acceleration, whose second difference divides the Jacobian's error by
+    its step, gets the extrapolated one (4 calls per parameter)."""
+    P = NIST["Misra1a"]
+    calls = collections.Counter()
+
+    def residuals(b: np.ndarray) -> np.ndarray:
+        calls["r"] += 1
+        return P.residuals(b)
+
+    loss = zfitlite.LeastSquares(residuals, backend="numpy")
+    n = 2
+    plain = zfitlite.minimize.LevenbergMarquardt(tol=1e-10).minimize(loss, P.starts[0])
+    assert plain.valid and plain.info["ncalls"] == calls["r"]
+    assert calls["r"] == plain.info["nres"] + 2 * n * plain.info["njac"]
+    calls.clear()
+    lm = zfitlite.minimize.LevenbergMarquardt(tol=1e-10, options={"geodesic": True})
+    geodesic = lm.minimize(loss, P.starts[0])
+    assert geodesic.valid
+    assert calls["r"] == geodesic.info["nres"] + 4 * n * geodesic.info["njac"]
+    for result in (plain, geodesic):
+        np.testing.assert_allclose(result.x, P.certified, rtol=1e-7)
+    # the two Jacobians against the analytic one of b1 (1 - exp(-b2 x))
+    ev = zfitlite.minimize.LevenbergMarquardt().create_evaluator(loss, P.starts[0])
+    b = np.asarray(P.certified, dtype=np.float64)
+    e = np.exp(-b[1] * P.x)
+    exact = -np.column_stack([1.0 - e, b[0] * P.x * e])
+    for precise, rtol in ((False, 1e-8), (True, 1e-10)):
+        np.testing.assert_allclose(ev.jacobian(b, precise), exact, rtol=rtol, atol=0)

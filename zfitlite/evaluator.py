@@ -224,6 +224,7 @@ class LossEvaluator:
         self._need_h_at = costs.get("hessian_at", self._need_h)
         self._need_r = costs.get("residuals", 1)
         self._need_j = costs.get("jacobian", 1)
+        self._need_j_precise = costs.get("jacobian_precise", self._need_j)
         if auto_budget and self._raw is not None:
             self.maxiter *= max(1, self._need_vg // 2)
 
@@ -538,15 +539,22 @@ class LossEvaluator:
             self._remember(x, ss)
         return r
 
-    def jacobian(self, x: Any) -> Any:
+    def jacobian(self, x: Any, precise: bool = False) -> Any:
         """Jacobian of the residuals at ``x``, shape ``(m, n)``: a float64 array, or a
-        ``scipy.sparse`` CSR matrix where the loss's Jacobian is sparse."""
+        ``scipy.sparse`` CSR matrix where the loss's Jacobian is sparse.
+
+        ``precise``: the backend's more accurate Jacobian where its usual one is a cheaper
+        estimate (numpy's finite differences: Richardson-extrapolated, twice the calls).
+        """
         if self.compiled.jacobian is None:
             raise TypeError("a residual Jacobian is only defined for LeastSquares losses")
         x = self._x(x)
-        self._spend(1, self._need_j)
+        fn, need = self.compiled.jacobian, self._need_j
+        if precise and self.compiled.jacobian_precise is not None:
+            fn, need = self.compiled.jacobian_precise, self._need_j_precise
+        self._spend(1, need)
         self.njac += 1
-        J = self._call(self.compiled.jacobian, x, "jacobian")
+        J = self._call(fn, x, "jacobian")
         if scipy.sparse.issparse(J):  # a sparse Jacobian stays sparse (CSR)
             return self._sparse(J, x)
         return self._array(J, (None, self.n), "jacobian", x)

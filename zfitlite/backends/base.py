@@ -112,6 +112,11 @@ class CompiledLoss:
     #: centre value is not computed again); None elsewhere. Its calls:
     #: ``costs["hessian_at"]``.
     hessian_at: Callable[[Array, float, Array], Array] | None = None
+    #: ``jacobian_precise(x)``: a more accurate residual Jacobian where ``jacobian`` is a
+    #: cheaper estimate (numpy's finite differences: Richardson-extrapolated against plain
+    #: central ones); None where ``jacobian`` is already the best there is. Its calls:
+    #: ``costs["jacobian_precise"]``.
+    jacobian_precise: Callable[[Array], Array] | None = None
 
 
 class Backend(ABC):

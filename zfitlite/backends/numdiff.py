@@ -4,7 +4,9 @@ Steps are relative to each parameter's scale: ``h_i = c * max(|x_i|, 0.1 * typic
 with ``typical_i`` the parameter's step size, else its start value, else 1, so that a
 parameter of size 1e-4 gets a step of its own size and not one of size 1e-6.
 First derivatives use central differences with one Richardson extrapolation
-(error O(h^4), about 1e-12 relative on smooth functions); second derivatives use
+(error O(h^4), about 1e-12 relative on smooth functions), or, for the residual Jacobians
+of least-squares losses, plain central differences (error O(h^2), about 1e-10 relative,
+half the calls); second derivatives use
 the four-point central formula (error O(h^2)), or central differences of an exact
 gradient when one exists.
 
@@ -34,6 +36,7 @@ __all__ = [
 
 _EPS = np.finfo(np.float64).eps
 _C_FIRST = _EPS ** (1 / 5)  # Richardson-extrapolated central difference
+_C_CENTRAL = _EPS ** (1 / 3)  # plain central difference
 _C_SECOND = _EPS ** (1 / 4)
 _C_ONE_SIDED = _EPS ** (1 / 3)  # second-order one-sided difference
 _C_FORWARD = _EPS ** (1 / 2)  # first-order forward difference
@@ -96,22 +99,33 @@ def _central(
 
 
 def jacobian(
-    func: Callable[[np.ndarray], np.ndarray], x: np.ndarray, typical: Typical = None
+    func: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    typical: Typical = None,
+    extrapolate: bool = True,
 ) -> np.ndarray:
-    """Jacobian ``d func_k / d x_i`` of a vector function, shape ``(m, n)`` (``(n,)`` for scalars)."""
+    """Jacobian ``d func_k / d x_i`` of a vector function, shape ``(m, n)`` (``(n,)`` for scalars).
+
+    ``extrapolate=False``: plain central differences (step ``eps^(1/3)``, error O(h^2),
+    about 1e-10 relative on smooth functions), 2 calls per parameter instead of 4.
+    """
     x = np.asarray(x, dtype=np.float64)
     typ, lower, upper = _split(typical)
-    h = steps(x, typ, _C_FIRST)
-    side = _sides(x, 2 * h, lower, upper)
+    c = _C_FIRST if extrapolate else _C_CENTRAL
+    h = steps(x, typ, c)
+    side = _sides(x, 2 * h if extrapolate else h, lower, upper)
     f0 = np.asarray(func(x)) if side.any() else None
     cols = []
     for i in range(x.size):
         if side[i] == 0:
             d1 = _central(func, x, i, h[i])
+            if not extrapolate:
+                cols.append(d1)
+                continue
             d2 = _central(func, x, i, 2 * h[i])
             cols.append((4.0 * d1 - d2) / 3.0)
         else:  # one-sided, away from the bound: (-3 f0 + 4 f(x + s h) - f(x + 2 s h)) / (2 s h)
-            sh = side[i] * h[i] * (_C_ONE_SIDED / _C_FIRST)
+            sh = side[i] * h[i] * (_C_ONE_SIDED / c)
             y1 = x.copy()
             y1[i] += sh
             y2 = x.copy()

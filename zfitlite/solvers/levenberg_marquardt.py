@@ -546,7 +546,9 @@ class LevenbergMarquardt(BaseMinimizer):
             cfg = self._lsq_settings(evaluator, compiled=False)
             seen: list = []
             solver = LSQSolver(
-                lm_sparse.detecting(evaluator, eager_functions(evaluator), seen, solver_choice),
+                lm_sparse.detecting(
+                    evaluator, eager_functions(evaluator, geodesic), seen, solver_choice
+                ),
                 numpy_ops,
                 lower,
                 upper,

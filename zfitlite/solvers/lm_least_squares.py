@@ -902,18 +902,21 @@ def lsq_step_eager(
 _FD_GEODESIC_STEP = 0.1
 
 
-def eager_functions(evaluator: Any) -> LSQFunctions:
+def eager_functions(evaluator: Any, precise: bool = False) -> LSQFunctions:
     """Residual functions through the evaluator (counted, budgeted), for the eager loop.
 
     The second directional derivative is a finite difference along the step
-    (Transtrum & Sethna's recipe, one extra residual evaluation).
+    (Transtrum & Sethna's recipe, one extra residual evaluation). ``precise``: the
+    backend's most accurate Jacobian (numpy's Richardson-extrapolated differences, not
+    its plain central ones); geodesic acceleration asks for it, because the second
+    difference above divides the Jacobian's error by the step.
     """
 
     def residuals(x: Any, args: tuple) -> Any:
         return evaluator.residuals(x)
 
     def jacobian(x: Any, args: tuple) -> Any:
-        return evaluator.jacobian(x)
+        return evaluator.jacobian(x, precise)
 
     def second_directional(x: Any, v: Any, r: Any, J: Any, args: tuple) -> Any:
         t = _FD_GEODESIC_STEP
