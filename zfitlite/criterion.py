@@ -63,6 +63,8 @@ __all__ = [
     "bounded_edm",
     "bounded_edm_ops",
     "edm",
+    "float_max",
+    "float_min",
     "free_mask",
     "lsq_goal",
     "measure",
@@ -446,12 +448,24 @@ def lsq_goal(xp: Any, tol_errordef: Any, f: Any, m: Any, n: int) -> Any:
     else:
         dof = xp.where(m > n, m - n, xp.maximum(m, 1))
     if isinstance(f, float) and isinstance(dof, (int, float)):
-        # Python floats (the eager loops): the same operations as below, without numpy's
-        # calls on scalars (NaN wins, as in xp.minimum and xp.maximum)
-        q = f / dof
-        q = q if (q != q or q < 1.0) else 1.0
-        return tol_errordef * (q if (q != q or q > _TINY) else _TINY)
-    return tol_errordef * xp.maximum(xp.minimum(1.0, f / dof), _TINY)
+        lower, upper = float_min, float_max  # Python floats (the eager loops): no numpy calls
+    else:
+        lower, upper = xp.minimum, xp.maximum
+    return tol_errordef * upper(lower(1.0, f / dof), _TINY)
+
+
+def float_min(a: float, b: float) -> float:
+    """``np.minimum`` of two Python floats, without a numpy call (NaN wins, as there)."""
+    if a != a or b != b:
+        return math.nan
+    return a if a <= b else b
+
+
+def float_max(a: float, b: float) -> float:
+    """``np.maximum`` of two Python floats, without a numpy call (NaN wins, as there)."""
+    if a != a or b != b:
+        return math.nan
+    return a if a >= b else b
 
 
 def singular_jacobian(svd: Any, xp: Any, J: Any, D: Any) -> Any:

@@ -74,7 +74,16 @@ from typing import Any, NamedTuple, TypeAlias
 import numpy as np
 
 from ..backends.ops import NATIVE_CACHE_ATTR, ArrayOps, numpy_ops, remembered
-from ..criterion import FTOL_REL, SINGULAR_RTOL, free_mask, lsq_goal, settled, singular_jacobian
+from ..criterion import (
+    FTOL_REL,
+    SINGULAR_RTOL,
+    float_max,
+    float_min,
+    free_mask,
+    lsq_goal,
+    settled,
+    singular_jacobian,
+)
 from ..exceptions import LossOutputError
 from ..status import RUNNING, Status
 from .driver import Outcome
@@ -600,31 +609,17 @@ def trust_update_eager(
     actred = f - f_new
     rho = actred / pred if (pred > 0 and finite) else -1.0
     if first:
-        delta = _fmin(delta, pnorm)
+        delta = float_min(delta, pnorm)
     denom = dirder + 0.5 * actred
     temp = 0.5 if actred >= 0 else 0.5 * dirder / (denom if denom != 0 else -1.0)
     if not finite or f_new > 100.0 * f or temp < 0.1:
         temp = 0.1
-    shrunk = temp * _fmin(delta, pnorm / 0.1)
+    shrunk = temp * float_min(delta, pnorm / 0.1)
     grown = 2.0 * pnorm if (lam == 0 or rho >= 0.75) else delta
     delta = shrunk if rho < 0.25 else grown
     if tiny:
         delta = 0.0 * delta
     return delta, rho >= 1e-4 and not tiny
-
-
-def _fmin(a: float, b: float) -> float:
-    """``np.minimum`` of two Python floats (NaN wins, as there)."""
-    if a != a or b != b:
-        return math.nan
-    return a if a <= b else b
-
-
-def _fmax(a: float, b: float) -> float:
-    """``np.maximum`` of two Python floats (NaN wins, as there)."""
-    if a != a or b != b:
-        return math.nan
-    return a if a >= b else b
 
 
 def _sqrt(a: float) -> float:
@@ -638,7 +633,7 @@ def trust_region_step_eager(
     """:func:`trust_region_step` on numpy with Python scalars and control flow (the same
     arithmetic, so the same step); the secular iteration runs only while it is needed."""
     full_rank = _all_significant(s)
-    coef_gn = uf / s if full_rank else _gauss_newton_coef(s, uf)
+    coef_gn = _gauss_newton_coef(s, uf)
     gn_norm = math.sqrt(coef_gn @ coef_gn)
     if gn_norm <= delta:
         return -(Vt.T @ coef_gn), 0.0
@@ -663,18 +658,18 @@ def trust_region_step_eager(
     if full_rank:
         phi0_prime = float(-(uf * uf / s**4).sum()) / (gn_norm if gn_norm > 0 else 1.0)
         if phi0_prime < 0:
-            lam_lower = -phi0 / _fmin(phi0_prime, -1e-300)
+            lam_lower = -phi0 / float_min(phi0_prime, -1e-300)
     lam_upper = math.sqrt(suf @ suf) / delta
-    lam = _fmax(1e-3 * lam_upper, _sqrt(_fmax(lam_lower * lam_upper, 0.0)))
+    lam = float_max(1e-3 * lam_upper, _sqrt(float_max(lam_lower * lam_upper, 0.0)))
     lo, hi = lam_lower, lam_upper
     for _ in range(10):
         if lam < lo or lam > hi:
-            lam = _fmax(1e-3 * hi, _sqrt(lo * hi))
+            lam = float_max(1e-3 * hi, _sqrt(lo * hi))
         ph, dph = phi(lam)
         if ph < 0:
             hi = lam
         ratio = float(np.float64(ph) / dph)  # numpy's division: dph may underflow to 0
-        lo = _fmax(lo, lam - ratio)
+        lo = float_max(lo, lam - ratio)
         if abs(ph) < 0.01 * delta:
             break
         lam = lam - (ph + delta) * ratio / delta
@@ -731,7 +726,7 @@ def _secant_update_eager(
     y = r_new @ J_new - r @ J
     ys = float(y @ h)
     shs = float(h @ (S @ h))
-    S0 = S * _fmin(1.0, abs(float(h @ ysharp)) / abs(shs)) if shs != 0 else S * 1.0
+    S0 = S * float_min(1.0, abs(float(h @ ysharp)) / abs(shs)) if shs != 0 else S * 1.0
     w = ysharp - S0 @ h
     ys_safe = ys if ys > 0 else 1.0
     outer = w[:, None] * y  # np.outer's products, without its call
