@@ -214,3 +214,18 @@ def test_numpy_residual_jacobian_is_central_and_geodesic_asks_for_the_extrapolat
     exact = -np.column_stack([1.0 - e, b[0] * P.x * e])
     for precise, rtol in ((False, 1e-8), (True, 1e-10)):
         np.testing.assert_allclose(ev.jacobian(b, precise), exact, rtol=rtol, atol=0)
+
+
+def test_numpy_svd_goes_to_lapack_and_falls_back_to_numpy() -> None:
+    """The eager loop's SVD (LAPACK's dgesdd straight) equals ``numpy.linalg.svd``; what
+    LAPACK refuses (a NaN) gets numpy's own error, other dtypes numpy's own answer."""
+    A = np.random.default_rng(3).normal(size=(14, 2))
+    for ours, theirs in zip(numpy_ops.svd(A), np.linalg.svd(A, full_matrices=False)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-15)
+    bad = A.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(np.linalg.LinAlgError):
+        numpy_ops.svd(bad)
+    s32 = numpy_ops.svd(A.astype(np.float32))[1]
+    assert s32.dtype == np.float32
+    np.testing.assert_allclose(s32, np.linalg.svd(A, compute_uv=False), rtol=1e-5)
