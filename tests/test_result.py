@@ -657,3 +657,33 @@ def test_confidence_levels_match_chi2_quantiles(cl: float) -> None:
     assert k == pytest.approx(np.sqrt(scipy.stats.chi2(1).ppf(cl)), rel=1e-12)
     assert level(None, k)[1] == pytest.approx(cl, rel=1e-12)
     assert level(None, 2.0)[1] == pytest.approx(scipy.stats.chi2(1).cdf(4.0), rel=1e-14)
+
+
+def test_inverse_hessian_is_computed_when_read() -> None:
+    """A native solver's result inverts its Hessian only when ``inv_hessian`` is read;
+    the value is numpy's inverse of the reported Hessian, and a singular Hessian gives
+    None (as before, when it was inverted on every fit)."""
+    from zfitlite.approximations import Approximations
+
+    x = np.linspace(0.0, 4.0, 30)
+    y = 2.5 * np.exp(-0.7 * x) + 0.3
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        return y - (p[0] * np.exp(-p[1] * x) + p[2])
+
+    fit = LevenbergMarquardt().minimize(zfitlite.LeastSquares(residuals), [1.0, 1.0, 0.0])
+    assert fit.valid
+    assert fit.approx._invert  # nothing inverted yet
+    inv = fit.approx.inv_hessian
+    assert inv is not None and not fit.approx._invert
+    np.testing.assert_array_equal(inv, np.linalg.inv(fit.approx.hessian))
+    assert fit.approx.inv_hessian is inv  # once
+    assert fit.approx.to_dict()["inv_hessian"] == inv.tolist()
+    np.testing.assert_allclose(fit.hess_inv @ fit.approx.hessian, np.eye(3), atol=1e-8)
+
+    singular = Approximations(np.zeros(2), np.ones((2, 2)), invert=True)
+    assert singular.inv_hessian is None
+    given = Approximations(np.zeros(2), np.eye(2), 2 * np.eye(2), invert=True)
+    np.testing.assert_array_equal(given.inv_hessian, 2 * np.eye(2))  # a given one wins
+    given.inv_hessian = None
+    assert given.inv_hessian is None

@@ -91,6 +91,9 @@ class SolverOutput:
     #: (Minuit's Hesse): the scale-free and negative-curvature checks behind ``valid`` read
     #: this one, so that they test the same Hessian as the EDM. None: ``hessian``.
     measured_hessian: np.ndarray | None = None
+    #: True: the result's ``approx.inv_hessian`` is the inverse of ``hessian``, computed
+    #: when first read (:class:`~zfitlite.approximations.Approximations`)
+    invert_hessian: bool = False
 
 
 class ScipyProgress:
@@ -295,7 +298,7 @@ class BaseMinimizer(GraphCachable):
     ) -> SolverOutput:
         """The :class:`SolverOutput` of a native solver's :class:`~.driver.Outcome` (host
         numpy): a non-finite start goes to the strategy (for ``what``, e.g. "residuals"),
-        a spent budget raises, and the inverse Hessian is added when ``invert``
+        a spent budget raises, and the inverse Hessian is added (computed when first read) when ``invert``
         (``hessian_psd``: positive semi-definite by construction, no curvature check)."""
         status = Status(out.status)
         if status is Status.NONFINITE:
@@ -303,12 +306,6 @@ class BaseMinimizer(GraphCachable):
             self.strategy.handle_nonfinite(what, x0, out.f, evaluator.record)
         if status is Status.MAXITER:
             raise MaximumIterationReached(f"maxiter={evaluator.maxiter} evaluations reached")
-        inv = None
-        if invert:
-            try:
-                inv = np.linalg.inv(out.H)
-            except np.linalg.LinAlgError:
-                inv = None
         return SolverOutput(
             x=out.x,
             fmin=out.f,
@@ -317,9 +314,9 @@ class BaseMinimizer(GraphCachable):
             edm=out.edm,
             gradient=out.g,
             hessian=out.H,
-            inv_hessian=inv,
             extras=extras,
             hessian_psd=hessian_psd,
+            invert_hessian=invert,
         )
 
     def _maxiter_for(self, n: int) -> int:
@@ -602,7 +599,7 @@ class BaseMinimizer(GraphCachable):
             loss=loss,
             minimizer=self,
             criterion=criterion,
-            approx=Approximations(g, H, ihess),
+            approx=Approximations(g, H, ihess, invert=out.invert_hessian),
             info=info,
             message=message,
         )
