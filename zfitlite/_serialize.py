@@ -270,14 +270,13 @@ def load_result_dict(cls: type, d: Any) -> Any:
     extra = set(approx_d) - set(_APPROX_SHAPES)
     if extra:
         raise _bad(f"unknown key(s) in 'approx': {sorted(map(str, extra))}")
-    approx = Approximations(
-        **{
-            k: None
-            if approx_d.get(k) is None
-            else _numbers(approx_d[k], f"approx.{k}", (n,) if s == "n" else (n, n))
-            for k, s in _APPROX_SHAPES.items()
-        }
-    )
+    arrays = {
+        k: None
+        if approx_d.get(k) is None
+        else _numbers(approx_d[k], f"approx.{k}", (n,) if s == "n" else (n, n))
+        for k, s in _APPROX_SHAPES.items()
+    }
+    approx = Approximations(arrays["gradient"], arrays["hessian"], arrays["inv_hessian"])
     info = _plain_tree(_dict(d, "info"), "info")
     for key in _COUNT_KEYS:
         v = info.get(key)

@@ -280,7 +280,7 @@ class LossEvaluator:
         self.nres += nres
         self.njac += njac
         self._calls += nres + njac
-        if x is not None and np.isfinite(value):
+        if x is not None and math.isfinite(value):
             self._remember(np.asarray(x, dtype=np.float64), float(value))
 
     def unbudgeted(self) -> _Unbudgeted:

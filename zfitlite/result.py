@@ -10,6 +10,7 @@ serialises to a dict or JSON that loading never executes.
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import warnings
 from collections.abc import Mapping, Sequence
@@ -182,7 +183,7 @@ class FitResult:
 
     @property
     def valid(self) -> bool:
-        return self.converged and bool(np.isfinite(self.fmin)) and not self.params_at_limit
+        return self.converged and math.isfinite(self.fmin) and not self.params_at_limit
 
     @property
     def edm_goal(self) -> float:

@@ -13,6 +13,7 @@ state and in the evaluator; the minimizer object holds configuration only.
 from __future__ import annotations
 
 import contextvars
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -557,10 +558,10 @@ class BaseMinimizer(GraphCachable):
             except (FailMinimizeNaN, LossEvaluationError, ValueError, np.linalg.LinAlgError) as exc:
                 e = float("nan")
                 message = message or f"the EDM could not be computed at the end point: {exc}"
-        if not np.isfinite(fmin) and status in (Status.CONVERGED, Status.NOT_CONVERGED):
+        if not math.isfinite(fmin) and status in (Status.CONVERGED, Status.NOT_CONVERGED):
             status = Status.NONFINITE
             message = None
-        elif status is Status.CONVERGED and not (np.isfinite(e) and e < criterion.goal):
+        elif status is Status.CONVERGED and not (math.isfinite(e) and e < criterion.goal):
             status = Status.NOT_CONVERGED
             message = None
         elif status is Status.CONVERGED and H is not None and g is not None and not out.hessian_psd:

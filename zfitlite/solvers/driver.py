@@ -187,4 +187,9 @@ def pack_flat(xp: Any, out: Outcome) -> Any:
 def unpack_flat(flat: Any, n: int) -> Outcome:
     """The host :class:`Outcome` of :func:`pack_flat`'s vector for ``n`` parameters."""
     v = np.asarray(flat, dtype=np.float64)
-    return unpack((v[:n], v[n : 2 * n], v[2 * n : 2 * n + n * n].reshape(n, n), v[2 * n + n * n :]))
+    k = 2 * n + n * n
+    f, edm, status, niter, nfev, njev, lam, delta = v[k:].tolist()
+    H = v[2 * n : k].reshape(n, n)
+    return Outcome(
+        v[:n], f, v[n : 2 * n], H, edm, int(status), int(niter), int(nfev), int(njev), lam, delta
+    )
