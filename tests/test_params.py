@@ -384,3 +384,23 @@ def test_to_dict_round_trip():
     np.testing.assert_array_equal(q.lower, p.lower)
     np.testing.assert_array_equal(q.upper, p.upper)
     np.testing.assert_array_equal(q.stepsize, p.stepsize)
+
+
+def test_plain_start_values_match_the_general_constructor() -> None:
+    """``make_params`` of plain start values takes a short cut; what it builds is what
+    :class:`Params` builds, and bad values still get the constructor's messages."""
+    for given in ([1.0, -2.5, 3.0], np.array([0.5, 2.0]), (4,)):
+        fast = make_params(given)
+        ref = Params(tuple(f"p{i}" for i in range(len(fast))), np.asarray(given, float))
+        assert fast.names == ref.names and not fast.has_bounds
+        for key in ("values", "lower", "upper", "stepsize"):
+            np.testing.assert_array_equal(getattr(fast, key), getattr(ref, key))
+            assert not getattr(fast, key).flags.writeable
+    source = np.array([1.0, 2.0])
+    p = make_params(source)
+    source[0] = 99.0  # the parameters own their values
+    assert p.values[0] == 1.0
+    with pytest.raises(ValueError, match="parameter 'p1' has a non-finite start value nan"):
+        make_params([1.0, np.nan])
+    with pytest.raises(ValueError, match="parameter list is empty"):
+        make_params([])

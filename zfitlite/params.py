@@ -164,6 +164,28 @@ def _default_names(n: int) -> tuple[str, ...]:
     return tuple(f"p{i}" for i in range(n))
 
 
+def _plain_params(values: np.ndarray) -> Params:
+    """:class:`Params` of plain start values (a fresh float64 vector, owned here): default
+    names, no bounds, no step sizes. The common case of every fit in a loop, built
+    without the general constructor's copies and checks where the values are finite;
+    anything else goes through it (and its error messages)."""
+    n = values.size
+    if n == 0 or not all(map(math.isfinite, values.tolist())):
+        return Params(_default_names(n), values)
+    values.setflags(write=False)
+    p = object.__new__(Params)
+    for key, value in (
+        ("names", _default_names(n)),
+        ("values", values),
+        ("lower", _constant(n, -np.inf)),
+        ("upper", _constant(n, np.inf)),
+        ("stepsize", _constant(n, np.nan)),
+        ("_has_bounds", False),
+    ):
+        object.__setattr__(p, key, value)
+    return p
+
+
 def _validate(p: Params) -> None:
     n = len(p.names)
     if n == 0:
@@ -369,8 +391,7 @@ def make_params(params: Any, loss: Any = None, init: Any = None) -> Params:
             raise TypeError(
                 "params as a list of dicts is not a supported form; use {name: {'value': ...}} instead"
             )
-        values = _as_float_array(params, "params (start values)")
-        result = Params(_default_names(values.size), values)
+        result = _plain_params(_as_float_array(params, "params (start values)"))
     elif isinstance(params, Real):
         raise TypeError(
             f"params must be a sequence of start values, got the single number {params!r}; write [{params!r}]"
