@@ -285,14 +285,21 @@ def run() -> dict[str, Any]:
     return out
 
 
-def straggler_data(batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """The straggler case: Misra1a's model, 5 to 20 points in ``[0, 400]``, NaN-padded."""
+def straggler_data(batch: int, seed: int = 0, flat: float = 0.0) -> dict[str, np.ndarray]:
+    """The straggler case: Misra1a's model, 5 to 20 points in ``[0, 400]``, NaN-padded.
+
+    ``flat``: the fraction of members (every ``1 / flat``-th) whose points lie in
+    ``[0, 2]`` instead, where ``b1 (1 - exp(-b2 x)) ~ b1 b2 x``: only the product of the
+    two parameters is determined, the other direction is flat to about 1e-3 (the
+    variant "a few members with a flat direction").
+    """
     rng = np.random.default_rng(seed)
     x = np.full((batch, 20), np.nan)
     y = np.full((batch, 20), np.nan)
     k = rng.integers(5, 21, batch)
+    every = round(1.0 / flat) if flat > 0 else 0
     for i in range(batch):
-        xi = rng.uniform(0.0, 400.0, k[i])
+        xi = rng.uniform(0.0, 2.0 if every and i % every == 0 else 400.0, k[i])
         x[i, : k[i]] = xi
         y[i, : k[i]] = 238.94 * (1 - np.exp(-5.5e-4 * xi)) + rng.normal(0.0, 0.2, k[i])
     return {"x": x, "y": y}
@@ -498,6 +505,67 @@ def run_stragglers(batch: int = BATCH) -> dict[str, Any]:
     return out
 
 
+def run_flat_variant(batch: int = BATCH, flat: float = 0.01) -> dict[str, Any]:
+    """The straggler case with ``flat`` of its members given a flat direction
+    (:func:`straggler_data`): zfitlite's batch, the scipy loops and optimistix's vmap,
+    and what each says about the flat members."""
+    warnings.simplefilter("ignore", RuntimeWarning)
+    data = straggler_data(batch, flat=flat)
+    every = round(1.0 / flat)
+    flat_rows = np.arange(batch) % every == 0
+    out: dict[str, Any] = {"batch": batch, "flat members": int(flat_rows.sum())}
+    out["zfitlite"] = run_stragglers_zfitlite(data)
+    out["scipy lm"] = run_stragglers_scipy(data, tight=False)
+    out["scipy lm, tight"] = run_stragglers_scipy(data, tight=True)
+    repeats = int(os.environ.get("ZFITLITE_BENCH_OPTIMISTIX_REPEATS", str(REPEATS)))
+    if repeats >= 1:
+        try:
+            out["optimistix"] = run_stragglers_optimistix(data, repeat=repeats)
+        except ImportError as exc:  # pragma: no cover - optional peer
+            out["optimistix"] = {"skipped": str(exc)}
+    else:
+        out["optimistix"] = {"skipped": "ZFITLITE_BENCH_OPTIMISTIX_REPEATS=0"}
+    ref = out["scipy lm, tight"]
+    for s in out.values():
+        if isinstance(s, dict) and "x" in s:
+            rel = np.max(np.abs(s["x"] - ref["x"]) / np.maximum(np.abs(ref["x"]), 1e-12), axis=1)
+            s["agree_1e-6 (other members)"] = int(np.sum((rel < 1e-6) & ~flat_rows))
+            s["claimed on flat members"] = int(np.sum(np.asarray(s["ok"])[flat_rows]))
+    z = out["zfitlite"]
+    out["zfitlite flat statuses"] = {
+        str(k): int(v)
+        for k, v in zip(*np.unique(np.asarray(z["status"])[flat_rows], return_counts=True))
+    }
+    return out
+
+
+def main_flat_variant() -> None:
+    r = run_flat_variant()
+    n = r["batch"]
+    print(f"straggler case with a flat direction in {r['flat members']} of {n} members")
+    print(f"zfitlite statuses of the flat members: {r['zfitlite flat statuses']}")
+    print()
+    print(
+        "| solver | warm s | fits/s | agree with tight scipy to 1e-6 (other members) | "
+        "success / valid claimed on the flat members |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name in ("zfitlite", "scipy lm", "scipy lm, tight", "optimistix"):
+        s = r[name]
+        if "skipped" in s:
+            print(f"| {name} | skipped: {s['skipped']} | | | |")
+            continue
+        print(
+            f"| {name} | {s['warm']:.3f} | {n / s['warm']:,.0f} | "
+            f"{s['agree_1e-6 (other members)']}/{n - r['flat members']} | "
+            f"{s['claimed on flat members']}/{r['flat members']} |"
+        )
+    z = r["zfitlite"]
+    for peer in ("scipy lm", "scipy lm, tight", "optimistix"):
+        if "warm" in r[peer]:
+            print(f"zfitlite / {peer}: {r[peer]['warm'] / z['warm']:.2f}x fits/s")
+
+
 def main_stragglers() -> None:
     r = run_stragglers()
     n = r["batch"]
@@ -586,5 +654,7 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["stragglers"]:
         main_stragglers()
+    elif sys.argv[1:] == ["flat"]:
+        main_flat_variant()
     else:
         main()

@@ -19,9 +19,10 @@ class Approximations:
 
     With ``invert=True`` and no ``inv_hessian`` given, ``inv_hessian`` is the inverse of
     ``hessian``, computed when first read (None when the Hessian is singular): a fit whose
-    result nobody asks for it does not pay for the inversion. Measured on a warm compiled
-    Levenberg-Marquardt fit of NIST Misra1a, inverting a 2 x 2 Hessian on every fit cost
-    25-50 us of ~380 us, far more than the ~4 us it takes in a tight loop.
+    result nobody asks for it does not pay for the inversion. On warm compiled
+    Levenberg-Marquardt fits of small NIST problems that saved 10-33 us per fit (Misra1a,
+    DanWood, Gauss1; interleaved in one process), far more than the ~4 us a 2 x 2
+    inversion takes in a tight loop.
     """
 
     def __init__(
