@@ -52,6 +52,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -505,6 +506,21 @@ def run_stragglers(batch: int = BATCH) -> dict[str, Any]:
     return out
 
 
+def _print_table(
+    header: list[str], r: dict[str, Any], names: tuple[str, ...], cells: Callable[[dict], list[str]]
+) -> None:
+    """A markdown table with one row per solver in ``names`` (``cells(result)`` after its
+    name; a skipped peer gets its reason and empty cells)."""
+    print("| " + " | ".join(header) + " |")
+    print("| --- |" + " ---: |" * (len(header) - 1))
+    for name in names:
+        s = r[name]
+        row = (
+            [f"skipped: {s['skipped']}"] + [""] * (len(header) - 2) if "skipped" in s else cells(s)
+        )
+        print("| " + " | ".join([name, *row]) + " |")
+
+
 def run_flat_variant(batch: int = BATCH, flat: float = 0.01) -> dict[str, Any]:
     """The straggler case with ``flat`` of its members given a flat direction
     (:func:`straggler_data`): zfitlite's batch, the scipy loops and optimistix's vmap,
@@ -545,21 +561,24 @@ def main_flat_variant() -> None:
     print(f"straggler case with a flat direction in {r['flat members']} of {n} members")
     print(f"zfitlite statuses of the flat members: {r['zfitlite flat statuses']}")
     print()
-    print(
-        "| solver | warm s | fits/s | agree with tight scipy to 1e-6 (other members) | "
-        "success / valid claimed on the flat members |"
+    flat = r["flat members"]
+    _print_table(
+        [
+            "solver",
+            "warm s",
+            "fits/s",
+            "agree with tight scipy to 1e-6 (other members)",
+            "success / valid claimed on the flat members",
+        ],
+        r,
+        ("zfitlite", "scipy lm", "scipy lm, tight", "optimistix"),
+        lambda s: [
+            f"{s['warm']:.3f}",
+            f"{n / s['warm']:,.0f}",
+            f"{s['agree_1e-6 (other members)']}/{n - flat}",
+            f"{s['claimed on flat members']}/{flat}",
+        ],
     )
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name in ("zfitlite", "scipy lm", "scipy lm, tight", "optimistix"):
-        s = r[name]
-        if "skipped" in s:
-            print(f"| {name} | skipped: {s['skipped']} | | | |")
-            continue
-        print(
-            f"| {name} | {s['warm']:.3f} | {n / s['warm']:,.0f} | "
-            f"{s['agree_1e-6 (other members)']}/{n - r['flat members']} | "
-            f"{s['claimed on flat members']}/{r['flat members']} |"
-        )
     z = r["zfitlite"]
     for peer in ("scipy lm", "scipy lm, tight", "optimistix"):
         if "warm" in r[peer]:
@@ -584,23 +603,17 @@ def main_stragglers() -> None:
     )
     print(f"regrouped vs not: {r['same']}")
     print()
-    print("| solver | first call s | warm s | fits/s | agree with tight scipy to 1e-6 |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name in (
-        "zfitlite",
-        "zfitlite, no regrouping",
-        "scipy lm",
-        "scipy lm, tight",
-        "optimistix",
-    ):
-        s = r[name]
-        if "skipped" in s:
-            print(f"| {name} | skipped: {s['skipped']} | | | |")
-            continue
-        print(
-            f"| {name} | {s['first']:.2f} | {s['warm']:.3f} | {n / s['warm']:,.0f} | "
-            f"{s.get('agree_1e-6', n)}/{n} |"
-        )
+    _print_table(
+        ["solver", "first call s", "warm s", "fits/s", "agree with tight scipy to 1e-6"],
+        r,
+        ("zfitlite", "zfitlite, no regrouping", "scipy lm", "scipy lm, tight", "optimistix"),
+        lambda s: [
+            f"{s['first']:.2f}",
+            f"{s['warm']:.3f}",
+            f"{n / s['warm']:,.0f}",
+            f"{s.get('agree_1e-6', n)}/{n}",
+        ],
+    )
     print()
     for peer in ("zfitlite, no regrouping", "scipy lm", "scipy lm, tight", "optimistix"):
         if "warm" in r[peer]:
@@ -612,22 +625,26 @@ def main() -> None:
     n = r["batch"]
     print(f"{n} members, {r['machine']}")
     print()
-    print(
-        "| solver | compile s | warm s | fits/s | valid | max rel. diff to scipy | agree to 1e-6 |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name in ("zfitlite", "scipy", "scipy (defaults)", "optimistix"):
-        s = r[name]
-        if "skipped" in s:
-            print(f"| {name} | skipped: {s['skipped']} | | | | | |")
-            continue
+
+    def cells(s: dict) -> list[str]:
         compile_s = s["first"] - s["warm"] if np.isfinite(s["first"]) else float("nan")
         ag = s.get("agreement", {})
-        print(
-            f"| {name} | {compile_s:.2f} | {s['warm']:.3f} | {n / s['warm']:,.0f} | "
-            f"{int(np.sum(s['ok']))} | {ag.get('max_rel', float('nan')):.1e} | "
-            f"{ag.get('agree_1e-6', '-')}/{ag.get('both', '-')} |"
-        )
+        return [
+            f"{compile_s:.2f}",
+            f"{s['warm']:.3f}",
+            f"{n / s['warm']:,.0f}",
+            f"{int(np.sum(s['ok']))}",
+            f"{ag.get('max_rel', float('nan')):.1e}",
+            f"{ag.get('agree_1e-6', '-')}/{ag.get('both', '-')}",
+        ]
+
+    header = ["solver", "compile s", "warm s", "fits/s", "valid", "max rel. diff to scipy"]
+    _print_table(
+        [*header, "agree to 1e-6"],
+        r,
+        ("zfitlite", "scipy", "scipy (defaults)", "optimistix"),
+        cells,
+    )
     z, sp, ox = r["zfitlite"], r["scipy"], r["optimistix"]
     print()
     print(f"zfitlite / scipy loop (lm, analytic Jacobian): {sp['warm'] / z['warm']:.1f}x fits/s")
