@@ -54,6 +54,14 @@ class Approximations:
         self._invert = False
         self._inv_hessian = value
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if "inv_hessian" in state:  # pickled when the inverse was a plain field
+            state["_inv_hessian"] = state.pop("inv_hessian")
+        state.setdefault("_inv_hessian", None)
+        state.setdefault("_invert", False)
+        self.__dict__.update(state)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain lists (or None)."""
         items = {
