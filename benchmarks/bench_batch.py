@@ -195,10 +195,15 @@ def _timed_jax(solve: Any, args: tuple, repeat: int) -> dict[str, Any]:
     return {"x": np.asarray(x), "ok": np.asarray(ok), "first": first, "warm": min(warm)}
 
 
+def relative_difference(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Per member, the largest relative difference of its parameters from the reference's."""
+    return np.max(np.abs(x - ref) / np.maximum(np.abs(ref), 1e-12), axis=1)
+
+
 def agreement(x: np.ndarray, ok: np.ndarray, ref: np.ndarray, ref_ok: np.ndarray) -> dict:
     """Largest relative parameter difference from the reference, over members both fitted."""
     both = ok & ref_ok & np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(ref), axis=1)
-    rel = np.max(np.abs(x[both] - ref[both]) / np.maximum(np.abs(ref[both]), 1e-12), axis=1)
+    rel = relative_difference(x[both], ref[both])
     return {
         "both": int(both.sum()),
         "max_rel": float(rel.max()) if rel.size else float("nan"),
@@ -287,7 +292,8 @@ def run() -> dict[str, Any]:
 
 
 def straggler_data(batch: int, seed: int = 0, flat: float = 0.0) -> dict[str, np.ndarray]:
-    """The straggler case: Misra1a's model, 5 to 20 points in ``[0, 400]``, NaN-padded.
+    """The straggler case: Misra1a's model, 5 to 20 points in ``[0, 400]``, NaN-padded
+    (``x``, ``y``; ``flat``: which members have a flat direction).
 
     ``flat``: the fraction of members (every ``1 / flat``-th) whose points lie in
     ``[0, 2]`` instead, where ``b1 (1 - exp(-b2 x)) ~ b1 b2 x``: only the product of the
@@ -299,11 +305,12 @@ def straggler_data(batch: int, seed: int = 0, flat: float = 0.0) -> dict[str, np
     y = np.full((batch, 20), np.nan)
     k = rng.integers(5, 21, batch)
     every = round(1.0 / flat) if flat > 0 else 0
+    flat_rows = np.arange(batch) % every == 0 if every else np.zeros(batch, dtype=bool)
     for i in range(batch):
-        xi = rng.uniform(0.0, 2.0 if every and i % every == 0 else 400.0, k[i])
+        xi = rng.uniform(0.0, 2.0 if flat_rows[i] else 400.0, k[i])
         x[i, : k[i]] = xi
         y[i, : k[i]] = 238.94 * (1 - np.exp(-5.5e-4 * xi)) + rng.normal(0.0, 0.2, k[i])
-    return {"x": x, "y": y}
+    return {"x": x, "y": y, "flat": flat_rows}
 
 
 STRAGGLER_X0 = (250.0, 5e-4)
@@ -471,6 +478,18 @@ def run_first_call(batch: int = BATCH) -> dict[str, Any]:
     return out
 
 
+def _optimistix_or_skipped(data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """optimistix on the straggler data (``ZFITLITE_BENCH_OPTIMISTIX_REPEATS`` warm calls,
+    0: skipped), or why it was skipped."""
+    repeats = int(os.environ.get("ZFITLITE_BENCH_OPTIMISTIX_REPEATS", str(REPEATS)))
+    try:
+        if repeats < 1:
+            raise ImportError("ZFITLITE_BENCH_OPTIMISTIX_REPEATS=0")
+        return run_stragglers_optimistix(data, repeat=repeats)
+    except ImportError as exc:  # pragma: no cover - optional peer
+        return {"skipped": str(exc)}
+
+
 def run_stragglers(batch: int = BATCH) -> dict[str, Any]:
     """The straggler case: every solver, agreement with the tight scipy fit."""
     warnings.simplefilter("ignore", RuntimeWarning)
@@ -481,19 +500,12 @@ def run_stragglers(batch: int = BATCH) -> dict[str, Any]:
     out["zfitlite, no regrouping"] = run_stragglers_zfitlite(data, repeat=1, regroup=False)
     out["scipy lm"] = run_stragglers_scipy(data, tight=False)
     out["scipy lm, tight"] = run_stragglers_scipy(data, tight=True)
-    repeats = int(os.environ.get("ZFITLITE_BENCH_OPTIMISTIX_REPEATS", str(REPEATS)))
-    try:
-        if repeats < 1:
-            raise ImportError("ZFITLITE_BENCH_OPTIMISTIX_REPEATS=0")
-        out["optimistix"] = run_stragglers_optimistix(data, repeat=repeats)
-    except ImportError as exc:  # pragma: no cover - optional peer
-        out["optimistix"] = {"skipped": str(exc)}
+    out["optimistix"] = _optimistix_or_skipped(data)
     ref = out["scipy lm, tight"]
     for name in ("zfitlite", "zfitlite, no regrouping", "scipy lm", "optimistix"):
         s = out[name]
         if "x" in s:
-            rel = np.max(np.abs(s["x"] - ref["x"]) / np.maximum(np.abs(ref["x"]), 1e-12), axis=1)
-            s["agree_1e-6"] = int(np.sum(rel < 1e-6))
+            s["agree_1e-6"] = int(np.sum(relative_difference(s["x"], ref["x"]) < 1e-6))
     a, b = out["zfitlite"], out["zfitlite, no regrouping"]
     rel_x = np.max(np.abs(a["x"] - b["x"]) / np.abs(b["x"]), axis=1)
     same = (a["niter"] == b["niter"]) & (a["status"] == b["status"]) & (rel_x <= 1e-12)
@@ -527,24 +539,16 @@ def run_flat_variant(batch: int = BATCH, flat: float = 0.01) -> dict[str, Any]:
     and what each says about the flat members."""
     warnings.simplefilter("ignore", RuntimeWarning)
     data = straggler_data(batch, flat=flat)
-    every = round(1.0 / flat)
-    flat_rows = np.arange(batch) % every == 0
+    flat_rows = data["flat"]
     out: dict[str, Any] = {"batch": batch, "flat members": int(flat_rows.sum())}
     out["zfitlite"] = run_stragglers_zfitlite(data)
     out["scipy lm"] = run_stragglers_scipy(data, tight=False)
     out["scipy lm, tight"] = run_stragglers_scipy(data, tight=True)
-    repeats = int(os.environ.get("ZFITLITE_BENCH_OPTIMISTIX_REPEATS", str(REPEATS)))
-    if repeats >= 1:
-        try:
-            out["optimistix"] = run_stragglers_optimistix(data, repeat=repeats)
-        except ImportError as exc:  # pragma: no cover - optional peer
-            out["optimistix"] = {"skipped": str(exc)}
-    else:
-        out["optimistix"] = {"skipped": "ZFITLITE_BENCH_OPTIMISTIX_REPEATS=0"}
+    out["optimistix"] = _optimistix_or_skipped(data)
     ref = out["scipy lm, tight"]
     for s in out.values():
         if isinstance(s, dict) and "x" in s:
-            rel = np.max(np.abs(s["x"] - ref["x"]) / np.maximum(np.abs(ref["x"]), 1e-12), axis=1)
+            rel = relative_difference(s["x"], ref["x"])
             s["agree_1e-6 (other members)"] = int(np.sum((rel < 1e-6) & ~flat_rows))
             s["claimed on flat members"] = int(np.sum(np.asarray(s["ok"])[flat_rows]))
     z = out["zfitlite"]
