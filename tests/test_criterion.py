@@ -138,23 +138,29 @@ def test_numpy_converter_is_refused_not_ignored():
 
 
 def test_cholesky_through_lapack_equals_scipy() -> None:
-    """The criterion's Cholesky factor and solve call LAPACK directly: the same numbers as
+    """The Cholesky factor and solve (the criterion's, numpy's native loops') call LAPACK
+    directly: the same numbers as
     ``scipy.linalg.cho_factor`` / ``cho_solve`` bit for bit, None where the matrix is not
     positive definite or not finite, and scipy's own path for other dtypes."""
     import scipy.linalg
 
-    from zfitlite.criterion import _cho_solve, _cholesky
+    from zfitlite.backends.ops import cho_solve, cholesky, numpy_ops
 
     rng = np.random.default_rng(3)
     A = rng.normal(size=(5, 5))
     H = A @ A.T + 0.1 * np.eye(5)
     g = rng.normal(size=5)
-    c = _cholesky(H)
+    c = cholesky(H)
     assert c is not None
     ref = scipy.linalg.cho_factor(H, check_finite=False)
     np.testing.assert_array_equal(np.triu(c[0]), np.triu(ref[0]))
-    np.testing.assert_array_equal(_cho_solve(c, g), scipy.linalg.cho_solve(ref, g))
-    assert _cholesky(np.diag([1.0, -1.0])) is None
-    assert _cholesky(np.array([[1.0, np.nan], [np.nan, 1.0]])) is None
-    c32 = _cholesky(H.astype(np.float32))
+    np.testing.assert_array_equal(cho_solve(c, g), scipy.linalg.cho_solve(ref, g))
+    assert cholesky(np.diag([1.0, -1.0])) is None
+    assert cholesky(np.array([[1.0, np.nan], [np.nan, 1.0]])) is None
+    c32 = cholesky(H.astype(np.float32))
     assert c32 is not None and c32[0].dtype == np.float32
+    x, ok = numpy_ops.cholesky_solve(H, g)
+    assert ok
+    np.testing.assert_array_equal(x, scipy.linalg.cho_solve(ref, g))
+    x, ok = numpy_ops.cholesky_solve(np.diag([1.0, -1.0]), g[:2])
+    assert not ok and not x.any()

@@ -51,6 +51,8 @@ import numpy as np
 import scipy.linalg
 import scipy.linalg.lapack
 
+from .backends.ops import cho_solve, cholesky
+
 __all__ = [
     "EDM",
     "FTOL_REL",
@@ -96,48 +98,18 @@ XTOL_REL = 1e-8
 FTOL_REL = 1e-14
 
 
-#: LAPACK's Cholesky factorisation and solve (float64), as ``scipy.linalg.cho_factor`` /
-#: ``cho_solve`` call them, without their ~8 us of checks and wrapping around a small
-#: matrix (10 against 1.5 us for a 3 x 3 factor and solve; the same numbers bit for bit).
-_DPOTRF = scipy.linalg.lapack.dpotrf  # pyright: ignore[reportAttributeAccessIssue]
-_DPOTRS = scipy.linalg.lapack.dpotrs  # pyright: ignore[reportAttributeAccessIssue]
-
-
-def _cholesky(H: np.ndarray) -> Any:
-    """``(factor, lower)`` of a positive-definite ``H`` (``scipy.linalg.cho_factor``'s
-    form, for :func:`_cho_solve`), or None."""
-    if type(H) is not np.ndarray or H.dtype != np.float64 or H.ndim != 2 or not H.size:
-        try:
-            c = scipy.linalg.cho_factor(H, check_finite=False)
-        except (np.linalg.LinAlgError, ValueError):
-            return None
-        return c if np.all(np.isfinite(c[0])) else None
-    # a non-finite H fails in LAPACK or gives a non-finite factor: no separate check
-    factor, info = _DPOTRF(H, lower=0, clean=0)
-    return (factor, False) if info == 0 and np.isfinite(factor).all() else None
-
-
-def _cho_solve(c: tuple[np.ndarray, bool], b: np.ndarray) -> np.ndarray:
-    """``H^-1 b`` from :func:`_cholesky`'s factor."""
-    if c[0].dtype == np.float64 and b.dtype == np.float64 and b.ndim == 1 and b.size:
-        x, info = _DPOTRS(c[0], b, lower=int(c[1]))
-        if info == 0:
-            return x
-    return scipy.linalg.cho_solve(c, b, check_finite=False)
-
-
 def _posdef_factor(hessian: np.ndarray) -> tuple[np.ndarray, bool, Any]:
     """``(H_pd, was_posdef, cholesky factor of H_pd or None)`` (see :func:`make_posdef`):
     a positive-definite ``H`` is factorised once, not again by the caller."""
     H = 0.5 * hessian + 0.5 * hessian.T  # (H + H.T) / 2 could overflow where H does not
-    c = _cholesky(H)
+    c = cholesky(H)
     if c is not None:
         return H, True, c
     w, v = np.linalg.eigh(H)
     absw = np.abs(w)
     floor = max(absw.max(initial=0.0) * 1e-10, np.finfo(float).tiny)
     H_pd = (v * np.maximum(absw, floor)) @ v.T
-    return H_pd, False, _cholesky(H_pd)
+    return H_pd, False, cholesky(H_pd)
 
 
 def make_posdef(hessian: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -191,7 +163,7 @@ def edm(
         c = _posdef_factor(H)[2]
         if c is None:
             return float("inf")
-        e = float(0.5 * g @ _cho_solve(c, g))
+        e = float(0.5 * g @ cho_solve(c, g))
     return e if math.isfinite(e) and e >= 0.0 else float("inf")
 
 
@@ -283,7 +255,7 @@ def newton_step(g: np.ndarray, H: np.ndarray) -> np.ndarray | None:
         c = _posdef_factor(H)[2]
         if c is None:
             return None
-        h = -_cho_solve(c, g)
+        h = -cho_solve(c, g)
     return h if np.isfinite(h).all() else None
 
 

@@ -425,8 +425,9 @@ def run_minimize(
     """One call of :func:`scipy.optimize.minimize` with the evaluator's value, gradient, Hessian.
 
     The gradient is passed when the method uses it (``value_gradient`` shared by scipy's
-    ``fun`` and ``jac``, so each point costs one call), the Hessian when ``hessian`` is True and the method
-    uses it (or always, where scipy requires it), the bounds when there are any.
+    ``fun`` and ``jac``, so each point costs one call), the Hessian when ``hessian`` is
+    True and the method uses it (or always, where scipy requires it), the bounds when
+    there are any.
     """
     callback = progress
     if progress is not None and method.callback_x:

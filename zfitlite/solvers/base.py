@@ -299,8 +299,9 @@ class BaseMinimizer(GraphCachable):
     ) -> SolverOutput:
         """The :class:`SolverOutput` of a native solver's :class:`~.driver.Outcome` (host
         numpy): a non-finite start goes to the strategy (for ``what``, e.g. "residuals"),
-        a spent budget raises, and the inverse Hessian is added (computed when first read) when ``invert``
-        (``hessian_psd``: positive semi-definite by construction, no curvature check)."""
+        a spent budget raises, and with ``invert`` the result's inverse Hessian is the
+        inverse of ``out.H``, computed when first read (``hessian_psd``: positive
+        semi-definite by construction, no curvature check)."""
         status = Status(out.status)
         if status is Status.NONFINITE:
             # the start is not finite: the strategy decides (DefaultStrategy raises)

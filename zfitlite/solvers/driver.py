@@ -158,8 +158,7 @@ def unpack(packed: tuple) -> Outcome:
     """
     x, g, H, sc = (np.asarray(a, dtype=np.float64) for a in packed)
     if sc.ndim == 1:
-        f, edm, status, niter, nfev, njev, lam, delta = sc.tolist()
-        return Outcome(x, f, g, H, edm, int(status), int(niter), int(nfev), int(njev), lam, delta)
+        return _single(x, g, H, sc)
     conv: dict[str, Any] = dict(zip(_SCALARS, np.moveaxis(sc, -1, 0)))
     for k in ("status", "niter", "nfev", "njev"):
         conv[k] = conv[k].astype(np.int64)
@@ -188,8 +187,10 @@ def unpack_flat(flat: Any, n: int) -> Outcome:
     """The host :class:`Outcome` of :func:`pack_flat`'s vector for ``n`` parameters."""
     v = np.asarray(flat, dtype=np.float64)
     k = 2 * n + n * n
-    f, edm, status, niter, nfev, njev, lam, delta = v[k:].tolist()
-    H = v[2 * n : k].reshape(n, n)
-    return Outcome(
-        v[:n], f, v[n : 2 * n], H, edm, int(status), int(niter), int(nfev), int(njev), lam, delta
-    )
+    return _single(v[:n], v[n : 2 * n], v[2 * n : k].reshape(n, n), v[k:])
+
+
+def _single(x: np.ndarray, g: np.ndarray, H: np.ndarray, scalars: np.ndarray) -> Outcome:
+    """The :class:`Outcome` of one solve from its host arrays (scalars as Python numbers)."""
+    f, edm, status, niter, nfev, njev, lam, delta = scalars.tolist()
+    return Outcome(x, f, g, H, edm, int(status), int(niter), int(nfev), int(njev), lam, delta)
