@@ -92,12 +92,9 @@ class Params:
             raise ValueError(
                 f"expected {len(self)} values for the parameters {list(self.names)}, got shape {values.shape}"
             )
-        new = object.__new__(Params)
-        for key in ("names", "lower", "upper", "stepsize", "_has_bounds"):
-            object.__setattr__(new, key, getattr(self, key))
-        values.setflags(write=False)
-        object.__setattr__(new, "values", values)
-        return new
+        return _unchecked(
+            self.names, values, self.lower, self.upper, self.stepsize, self.has_bounds
+        )
 
     def with_stepsize(self, stepsize: Any) -> Params:
         """Return a copy with new step sizes."""
@@ -172,15 +169,35 @@ def _plain_params(values: np.ndarray) -> Params:
     n = values.size
     if n == 0 or not all(map(math.isfinite, values.tolist())):
         return Params(_default_names(n), values)
+    return _unchecked(
+        _default_names(n),
+        values,
+        _constant(n, -np.inf),
+        _constant(n, np.inf),
+        _constant(n, np.nan),
+        False,
+    )
+
+
+def _unchecked(
+    names: tuple[str, ...],
+    values: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    stepsize: np.ndarray,
+    has_bounds: bool,
+) -> Params:
+    """:class:`Params` from fields already valid (``values`` a fresh float64 vector, made
+    read-only here; the others read-only already), without the constructor's checks."""
     values.setflags(write=False)
     p = object.__new__(Params)
     for key, value in (
-        ("names", _default_names(n)),
+        ("names", names),
         ("values", values),
-        ("lower", _constant(n, -np.inf)),
-        ("upper", _constant(n, np.inf)),
-        ("stepsize", _constant(n, np.nan)),
-        ("_has_bounds", False),
+        ("lower", lower),
+        ("upper", upper),
+        ("stepsize", stepsize),
+        ("_has_bounds", has_bounds),
     ):
         object.__setattr__(p, key, value)
     return p
