@@ -201,3 +201,40 @@ def test_groups_are_dealt_out_and_padded_with_stopped_lanes():
     assert state.status.tolist() == [-1, -1, -1]  # the pooled state is not touched
     assert gargs[0].tolist() == [[4.0, 5.0], [0.0, 1.0], [4.0, 5.0], [4.0, 5.0]]
     assert gnobs.tolist() == [7.0, 5.0, 7.0, 7.0]
+
+
+def test_sequential_and_finishing_programs_compile_ahead_once():
+    """The batch's first call compiles the sequential and finishing programs on a helper
+    thread while the vectorised one compiles (:func:`~zfitlite.batch.vectorised._compile_ahead`):
+    each of the four programs is compiled exactly once (none again by the call that uses
+    it), and a second batch starts no new compile."""
+    from jax._src import dispatch, monitoring
+
+    from zfitlite.backends.ops import BATCH_CACHE_ATTR
+
+    def residuals(p, x, y):  # a fresh function: nothing compiled for it yet
+        return y - p[0] * (1.0 - jnp.exp(-p[1] * x))
+
+    compiled: list[str] = []
+
+    def listen(event: str, duration: float, **kw) -> None:
+        if event == dispatch.BACKEND_COMPILE_EVENT:
+            compiled.append(kw.get("fun_name", ""))
+
+    monitoring.register_event_duration_secs_listener(listen)
+    x, y = _data(48, (5, 40), (17,))
+    loss = zfitlite.LeastSquares(residuals)
+    minimizer = LevenbergMarquardt(tol=1e-12, maxiter=400)
+    try:
+        first = zfitlite.minimize_batch(minimizer, loss, START, (x, y), chunk_size=32)
+        programs = {f"jit({n})" for n in ("start", "step_on", "one_by_one", "finish")}
+        names = sorted(n for n in compiled if n in programs)
+        again = zfitlite.minimize_batch(minimizer, loss, START, (x, y), chunk_size=32)
+    finally:
+        monitoring.unregister_event_duration_listener(listen)
+    assert first.info["tail"] >= 2  # the sequential program was used
+    assert names == sorted(programs)  # each once, none again by the call that uses it
+    assert len(compiled) == len(names)  # and nothing else, also not by the second batch
+    futures = [v for k, v in getattr(residuals, BATCH_CACHE_ATTR).items() if "ahead" in k]
+    assert len(futures) == 1 and futures[0].done() and futures[0].exception() is None
+    _assert_same(first, again)
