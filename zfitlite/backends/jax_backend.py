@@ -45,11 +45,23 @@ class JaxOps(ArrayOps):
 
     Jitted wrappers are memoised per function and static arguments, so a solver that
     asks for ``jit(fn)`` on every call reuses one wrapper and JAX's compilation cache.
+
+    The SVD of a tall matrix with at most :attr:`JACOBI_MAX_N` columns is a one-sided
+    Jacobi SVD in elementwise operations (:func:`~zfitlite.backends.ops.jacobi_svd`; for
+    two columns one exact rotation), wider ones LAPACK's. Without a LAPACK call in it a
+    solver loop holds no custom call, so on a CPU XLA compiles the whole loop into one
+    function instead of dispatching each of its ~90 operations per step (see
+    :mod:`._xla_flags`): a warm two-parameter NIST fit (Misra1a, BoxBOD) takes about half
+    the time. Wider Jacobi SVDs need sweeps in a loop, which made the hoisted loop slow to
+    compile (3 parameters: 0.7 -> 1.4 s, 5 parameters: 0.65 -> 3-6 s), so they stay on
+    LAPACK.
     """
 
     name = "jax"
     compiles = True
     _batch: JaxBatchOps | None = None
+    #: Widest matrix factorised by :func:`~zfitlite.backends.ops.jacobi_svd`.
+    JACOBI_MAX_N = 2
 
     def __init__(self) -> None:
         self._jax = import_jax()
@@ -68,6 +80,9 @@ class JaxOps(ArrayOps):
         return self.xp.where(pred, a, b)
 
     def svd(self, A: Any) -> tuple[Any, Any, Any]:
+        m, n = A.shape
+        if m >= n and n <= self.JACOBI_MAX_N:
+            return jacobi_svd(self, A)
         return self.xp.linalg.svd(A, full_matrices=False)
 
     def jit(self, fn: Callable, static_argnums: tuple[int, ...] = ()) -> Callable:
@@ -126,12 +141,6 @@ class JaxBatchOps(JaxOps):
     """
 
     JACOBI_MAX_N = 5
-
-    def svd(self, A: Any) -> tuple[Any, Any, Any]:
-        m, n = A.shape
-        if m >= n and n <= self.JACOBI_MAX_N:
-            return jacobi_svd(self, A)
-        return super().svd(A)
 
     def batched(self) -> JaxBatchOps:
         return self
