@@ -9,7 +9,7 @@ import numpy as np
 
 from ..exceptions import BackendNotAvailable, LossOutputError
 from .base import COMPLEX_FIX, SCALAR_FIX, Array, Backend, CompiledLoss
-from .ops import JAX_JIT_ATTR, ArrayOps, jacobi_svd, remembered
+from .ops import JAX_JIT_ATTR, ArrayOps, jacobi_svd, remembered, unrolled_cholesky_solve
 from .sparse_numdiff import dense_jacobian
 
 __all__ = ["JaxBackend", "JaxBatchOps", "JaxOps", "import_jax"]
@@ -55,6 +55,12 @@ class JaxOps(ArrayOps):
     the time. Wider Jacobi SVDs need sweeps in a loop, which made the hoisted loop slow to
     compile (3 parameters: 0.7 -> 1.4 s, 5 parameters: 0.65 -> 3-6 s), so they stay on
     LAPACK.
+
+    A positive-definite system of at most :attr:`UNROLLED_CHOLESKY_MAX_N` unknowns is solved
+    by :func:`~zfitlite.backends.ops.unrolled_cholesky_solve` (a Cholesky factor written
+    out entry by entry), larger ones by LAPACK: the damped Newton step of
+    Levenberg-Marquardt on a scalar loss in ``minimize_batch`` (4,000 decay fits: 110 -> 84
+    ms warm, 1.63 -> 1.38 s for the first call; same iterations).
     """
 
     name = "jax"
@@ -62,6 +68,8 @@ class JaxOps(ArrayOps):
     _batch: JaxBatchOps | None = None
     #: Widest matrix factorised by :func:`~zfitlite.backends.ops.jacobi_svd`.
     JACOBI_MAX_N = 2
+    #: Largest system solved by :func:`~zfitlite.backends.ops.unrolled_cholesky_solve`.
+    UNROLLED_CHOLESKY_MAX_N = 6
 
     def __init__(self) -> None:
         self._jax = import_jax()
@@ -84,6 +92,11 @@ class JaxOps(ArrayOps):
         if m >= n and n <= self.JACOBI_MAX_N:
             return jacobi_svd(self, A)
         return self.xp.linalg.svd(A, full_matrices=False)
+
+    def cholesky_solve(self, A: Any, b: Any) -> tuple[Any, Any]:
+        if A.shape[0] <= self.UNROLLED_CHOLESKY_MAX_N:
+            return unrolled_cholesky_solve(self.xp, A, b)
+        return super().cholesky_solve(A, b)
 
     def jit(self, fn: Callable, static_argnums: tuple[int, ...] = ()) -> Callable:
         # remembered on ``fn`` itself (not in a dict here), so a jitted closure is freed

@@ -30,6 +30,7 @@ __all__ = [
     "cholesky",
     "forget_native",
     "numpy_ops",
+    "unrolled_cholesky_solve",
 ]
 
 #: Attribute on a user's residual function holding the native solver functions built
@@ -269,6 +270,49 @@ class ArrayOps:
             return _stack(outs)
 
         return mapped
+
+
+def unrolled_cholesky_solve(xp: Any, A: Any, b: Any) -> tuple[Any, Any]:
+    """``(A^-1 b, ok)`` by a Cholesky factorisation written out entry by entry.
+
+    For a small ``n x n`` matrix (``n`` static): ``n (n + 1) / 2`` scalar formulas for the
+    factor, then forward and back substitution, in the array namespace ``xp``, with no
+    LAPACK call, so a compiled solver loop that uses it holds no custom call (see
+    :class:`~zfitlite.backends.jax_backend.JaxOps`) and, under ``vmap``, a batch of
+    matrices is factorised by vectorised arithmetic. The same arithmetic as LAPACK's
+    unblocked ``potrf``/``potrs``. ``ok`` is False (and the solution zero) when a pivot is
+    not positive (``A`` not positive definite, or not finite) or the solution is not
+    finite, as :meth:`ArrayOps.cholesky_solve` reports it.
+    """
+    n = A.shape[0]
+    L: list[list[Any]] = [[None] * n for _ in range(n)]
+    ok: Any = True
+    for j in range(n):
+        d = A[j, j]
+        for k in range(j):
+            d = d - L[j][k] * L[j][k]
+        ok = ok & (d > 0)
+        L[j][j] = xp.sqrt(xp.where(d > 0, d, 1.0))
+        for i in range(j + 1, n):
+            e = A[i, j]
+            for k in range(j):
+                e = e - L[i][k] * L[j][k]
+            L[i][j] = e / L[j][j]
+    y: list[Any] = []
+    for i in range(n):
+        e = b[i]
+        for k in range(i):
+            e = e - L[i][k] * y[k]
+        y.append(e / L[i][i])
+    x: list[Any] = [None] * n
+    for i in reversed(range(n)):
+        e = y[i]
+        for k in range(i + 1, n):
+            e = e - L[k][i] * x[k]
+        x[i] = e / L[i][i]
+    out = xp.stack(x)
+    ok = ok & xp.all(xp.isfinite(out))
+    return xp.where(ok, out, 0.0), ok
 
 
 def jacobi_svd(ops: ArrayOps, A: Any, max_sweeps: int = 30) -> tuple[Any, Any, Any]:
