@@ -14,9 +14,10 @@ touches fewer bytes per iteration than a threshold, 1 kB by default: XLA compile
 into one function. A solver's step is ~90 small operations, so its loop pays ~6 us of
 dispatch per step unless it is hoisted. ``import zfitlite`` therefore also raises the
 threshold to :data:`SMALL_LOOP_BYTES` (``--xla_backend_extra_options=
-xla_cpu_small_while_loop_byte_threshold=...``): measured on the 2-core machine, a warm
-Levenberg-Marquardt fit of NIST Misra1a (2 parameters, whose SVD is elementwise, see
-:class:`~zfitlite.backends.jax_backend.JaxOps`) 282 -> 154 us, BoxBOD 360 -> 153 us,
+xla_cpu_small_while_loop_byte_threshold=...``): measured on the 2-core machine (in one
+process, against the same loop with LAPACK's SVD), a warm Levenberg-Marquardt fit of NIST
+Misra1a (2 parameters, whose SVD is elementwise, see
+:class:`~zfitlite.backends.jax_backend.JaxOps`) 301 -> 178 us, BoxBOD 284 -> 179 us,
 the sequential tail of a 10^4-member batch 62 -> 27-31 ms; loops with a LAPACK call, or
 over more data than the threshold, run as before.
 

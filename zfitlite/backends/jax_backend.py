@@ -51,8 +51,8 @@ class JaxOps(ArrayOps):
     two columns one exact rotation), wider ones LAPACK's. Without a LAPACK call in it a
     solver loop holds no custom call, so on a CPU XLA compiles the whole loop into one
     function instead of dispatching each of its ~90 operations per step (see
-    :mod:`._xla_flags`): a warm two-parameter NIST fit (Misra1a, BoxBOD) takes about half
-    the time. Wider Jacobi SVDs need sweeps in a loop, which made the hoisted loop slow to
+    :mod:`._xla_flags`): a warm two-parameter NIST fit (Misra1a, BoxBOD, DanWood) takes
+    0.6-0.8 of the time. Wider Jacobi SVDs need sweeps in a loop, which made the hoisted loop slow to
     compile (3 parameters: 0.7 -> 1.4 s, 5 parameters: 0.65 -> 3-6 s), so they stay on
     LAPACK.
 

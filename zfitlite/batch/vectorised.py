@@ -336,7 +336,7 @@ def _begin(problem: _Problem, x0: np.ndarray, data: tuple) -> _Chunk:
         steps = ACCELERATOR_STEPS if on_accelerator() else ROUND_STEPS
     ahead = None
     if steps == ROUND_STEPS and not on_accelerator():
-        ahead = _compile_ahead(problem.func, (*key, size), programs, state, consts, args, nobs)
+        ahead = _compile_ahead(problem.func, key, programs, state, consts, args, nobs)
     state = programs[1](state, *consts, args, nobs, steps)
     running = np.flatnonzero(np.asarray(state.status)[:b] == RUNNING)
     return _Chunk(programs, consts, b, mask, state, args, nobs, running, stats, ahead=ahead)
@@ -350,8 +350,9 @@ def _compile_ahead(
 
     XLA compiles without holding Python's lock, so on a CPU the two compiles overlap: on
     the 2-core development machine the straggler batch's first call in a new process
-    (compilation cache cold) went from 1.9-2.0 s to 1.4-1.5 s (the sequential program alone
-    takes ~0.45 s to compile, the vectorised one ~0.75 s). The programs are compiled for
+    (compilation cache cold) went from 1.86-2.04 s to 1.70-1.80 s (the sequential program
+    alone takes ~0.45 s to compile, the vectorised one ~0.75 s, already partly on both
+    cores). The programs are compiled for
     the exact argument types of their later calls (a group of :data:`TAIL_SIZE`, the
     chunk's size), so those calls find them compiled. Remembered on ``func`` with the
     shapes: a later batch gets the finished future back and starts nothing.
