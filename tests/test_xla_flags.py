@@ -125,8 +125,9 @@ def test_a_two_parameter_lm_loop_compiles_into_one_function() -> None:
     """The compiled LM solve of a two-parameter fit holds no LAPACK call (its SVD is the
     elementwise Jacobi one) and, with the raised small-loop threshold this process got
     from ``import zfitlite``, every loop in it is compiled into one function (with XLA's
-    default 1 kB the main loop, ~20 kB per step here, would run operation by operation).
-    Three parameters keep LAPACK's SVD, so their loop stays as it was."""
+    default threshold of 1 kB the main loop runs operation by operation: this test then
+    fails, as checked by setting that threshold in ``XLA_FLAGS``). Three parameters keep
+    LAPACK's SVD, so their loop stays as it was."""
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp
     import numpy as np
