@@ -280,9 +280,9 @@ def unrolled_cholesky_solve(xp: Any, A: Any, b: Any) -> tuple[Any, Any]:
     LAPACK call, so a compiled solver loop that uses it holds no custom call (see
     :class:`~zfitlite.backends.jax_backend.JaxOps`) and, under ``vmap``, a batch of
     matrices is factorised by vectorised arithmetic. The textbook row-by-row order (it
-    agrees with LAPACK's ``potrf``/``potrs`` to rounding). ``ok`` is False (and the solution zero) when a pivot is
-    not positive (``A`` not positive definite, or not finite) or the solution is not
-    finite, as :meth:`ArrayOps.cholesky_solve` reports it.
+    agrees with LAPACK's ``potrf``/``potrs`` to rounding). ``ok`` is False (and the
+    solution zero) when a pivot is not positive (``A`` not positive definite, or not
+    finite) or the solution is not finite, as :meth:`ArrayOps.cholesky_solve` reports it.
     """
     n = A.shape[0]
     L: list[list[Any]] = [[None] * n for _ in range(n)]
