@@ -191,11 +191,12 @@ def test_interrupt_while_the_compiled_jax_solve_is_built():
         return jnp.stack([x[0] - 1.0, 3.0 * (x[1] - 2.0), 0.5 * x[0] * x[1]])
 
     loss = LeastSquares(residuals, backend="jax")
-    result = LevenbergMarquardt().minimize(loss, [5.0, 5.0])
+    compiled = {"compile": "always"}  # the default runs a first fit eagerly
+    result = LevenbergMarquardt(options=compiled).minimize(loss, [5.0, 5.0])
     assert result.status is Status.INTERRUPTED and not result.valid
     np.testing.assert_array_equal(result.x, [5.0, 5.0])
     state["armed"] = False
-    again = LevenbergMarquardt(tol=1e-10).minimize(loss, [5.0, 5.0])
+    again = LevenbergMarquardt(tol=1e-10, options=compiled).minimize(loss, [5.0, 5.0])
     assert again.valid and again.info["loop"] == "compiled"
     eager = LevenbergMarquardt(tol=1e-10).minimize(
         LeastSquares(

@@ -27,7 +27,10 @@ FIT = textwrap.dedent(
     x = np.linspace(0.0, 4.0, 20)
     y = 2.0 * np.exp(-0.7 * x)
     loss = zfitlite.LeastSquares(lambda b, x, y: y - b[0] * jnp.exp(-b[1] * x), args=(x, y))
-    r = LevenbergMarquardt(tol=1e-10).minimize(loss, [1.0, 1.0])
+    lm = LevenbergMarquardt(tol=1e-10)
+    lm.minimize(loss, [1.0, 1.0])  # a problem's first fit runs eagerly
+    r = lm.minimize(loss, [1.0, 1.0])  # the second compiles the solver
+    assert r.info["loop"] == "compiled"
     print(r.valid, np.round(r.x, 6).tolist(), jax.config.jax_compilation_cache_dir,
           sum(e.endswith("cache_hits") for e in events))
     """
@@ -51,8 +54,11 @@ def test_a_second_process_reads_the_first_ones_programs(tmp_path):
     written = sorted(p.name for p in cache.iterdir())
     assert written, "nothing was written to the cache"
     valid, where, hits = _run(tmp_path)
-    assert valid == "True" and int(hits) >= 1  # the compiled loop came from the disk
-    assert sorted(p.name for p in cache.iterdir()) == written
+    # every program the first process wrote (the compiled loop among them) came from the
+    # disk; a program that compiled just under the cache's threshold there
+    # (MIN_COMPILE_SECONDS) and just over it here may be written now
+    assert valid == "True" and int(hits) >= len(written)
+    assert set(written) <= {p.name for p in cache.iterdir()}
 
 
 class _FakeConfig:

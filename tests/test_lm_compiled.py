@@ -2,8 +2,9 @@
 
 Checks that the compiled program is built once per residual function and data shape
 and reused for new data (counted by tracing calls of the model), that it agrees with
-the eager loop, and that bounds, maxiter and a non-finite start behave the same way
-on both paths.
+the eager loop, that bounds, maxiter and a non-finite start behave the same way on
+both paths, and the ``compile`` option: by default a problem's first fit on JAX runs
+the eager loop and its second compiles.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import zfitlite
 from zfitlite.minimize import DefaultToyStrategy, LevenbergMarquardt
 
 T = np.linspace(0.0, 4.0, 25)
+#: Every fit through the compiled solver (the default runs a problem's first fit eagerly).
+COMPILED = {"compile": "always"}
 
 
 def data(
@@ -47,7 +50,7 @@ def reference(t, y, start):
 
 def test_compiled_solve_is_reused_for_new_data_of_the_same_shape():
     model = CountingModel(jnp)
-    lm = LevenbergMarquardt(tol=1e-10)
+    lm = LevenbergMarquardt(tol=1e-10, options=COMPILED)
     t, y1 = data(2.0, 0.7)
     r1 = lm.minimize(zfitlite.LeastSquares.from_data(model, t, y1, backend="jax"), [1.0, 1.0])
     assert r1.valid and r1.info["loop"] == "compiled"
@@ -55,7 +58,7 @@ def test_compiled_solve_is_reused_for_new_data_of_the_same_shape():
     assert traced > 0
     # new data, same shape, new loss object, new minimizer: no tracing at all
     _, y2 = data(3.0, 0.4, seed=2)
-    r2 = LevenbergMarquardt(tol=1e-10).minimize(
+    r2 = LevenbergMarquardt(tol=1e-10, options=COMPILED).minimize(
         zfitlite.LeastSquares.from_data(model, t, y2, backend="jax"), [1.0, 1.0]
     )
     assert model.calls == traced
@@ -72,16 +75,56 @@ def test_compiled_solve_is_reused_for_new_data_of_the_same_shape():
     assert model.calls > traced
 
 
+def test_a_problems_first_fit_runs_eager_and_its_second_compiles():
+    """The default ``compile="auto"``: per residual function and data shape, the first fit
+    runs the eager loop (no solver compile), the second compiles the solver and every
+    later fit reuses it; both loops give the same fit."""
+    model = CountingModel(jnp)
+    lm = LevenbergMarquardt(tol=1e-10)
+    t, y = data(2.0, 0.7)
+    loops = []
+    fits = []
+    for start in ([1.0, 1.0], [1.5, 0.5], [1.0, 1.0]):
+        r = lm.minimize(zfitlite.LeastSquares.from_data(model, t, y, backend="jax"), start)
+        loops.append(r.info["loop"])
+        fits.append(r)
+    assert loops == ["eager", "compiled", "compiled"]
+    assert all(r.valid for r in fits)
+    np.testing.assert_allclose(fits[0].x, fits[2].x, rtol=1e-10)
+    assert fits[0].fmin == pytest.approx(fits[2].fmin, rel=1e-12)
+    assert fits[0].info["nres"] == fits[2].info["nres"]
+    assert fits[0].info["njac"] == fits[2].info["njac"]
+    np.testing.assert_allclose(fits[1].x, reference(t, y, [1.5, 0.5]).x, rtol=1e-8)
+    # a new shape starts over: eager first, then compiled
+    t4, y4 = data(2.0, 0.7, n=40)
+    again = [
+        lm.minimize(zfitlite.LeastSquares.from_data(model, t4, y4, backend="jax"), [1.0, 1.0])
+        for _ in range(2)
+    ]
+    assert [r.info["loop"] for r in again] == ["eager", "compiled"]
+
+
+def test_compile_option():
+    t, y = data(2.0, 0.7)
+    loss = zfitlite.LeastSquares.from_data(CountingModel(jnp), t, y, backend="jax")
+    never = LevenbergMarquardt(tol=1e-10, options={"compile": "never"})
+    assert [never.minimize(loss, [1.0, 1.0]).info["loop"] for _ in range(3)] == ["eager"] * 3
+    # the calls of "never" were not counted: "auto" still starts with an eager fit
+    assert LevenbergMarquardt(tol=1e-10).minimize(loss, [1.0, 1.0]).info["loop"] == "eager"
+    with pytest.raises(ValueError, match="compile must be one of"):
+        LevenbergMarquardt(options={"compile": True})
+
+
 def test_reset_cache_forces_a_new_trace():
     model = CountingModel(jnp)
     t, y = data(2.0, 0.7)
     loss = zfitlite.LeastSquares.from_data(model, t, y, backend="jax")
-    LevenbergMarquardt(tol=1e-8).minimize(loss, [1.0, 1.0])
+    LevenbergMarquardt(tol=1e-8, options=COMPILED).minimize(loss, [1.0, 1.0])
     traced = model.calls
-    LevenbergMarquardt(tol=1e-8).minimize(loss, [1.5, 0.5])
+    LevenbergMarquardt(tol=1e-8, options=COMPILED).minimize(loss, [1.5, 0.5])
     assert model.calls == traced
     loss.reset_cache_self()
-    LevenbergMarquardt(tol=1e-8).minimize(loss, [1.0, 1.0])
+    LevenbergMarquardt(tol=1e-8, options=COMPILED).minimize(loss, [1.0, 1.0])
     assert model.calls > traced
 
 
@@ -104,7 +147,7 @@ def test_a_bound_method_compiles_once_and_is_freed_with_its_instance():
     model = MethodModel()
     t, y1 = data(2.0, 0.7)
     _, y2 = data(3.0, 0.4, seed=2)
-    fit = LevenbergMarquardt(tol=1e-10).minimize
+    fit = LevenbergMarquardt(tol=1e-10, options=COMPILED).minimize
     r1 = fit(zfitlite.LeastSquares(model.residuals, args=(t, y1), backend="jax"), [1.0, 1.0])
     traced = model.calls
     r2 = fit(zfitlite.LeastSquares(model.residuals, args=(t, y2), backend="jax"), [1.0, 1.0])
@@ -122,7 +165,7 @@ def test_a_bound_method_compiles_once_and_is_freed_with_its_instance():
 @pytest.mark.parametrize("geodesic", [False, True])
 def test_compiled_agrees_with_eager(geodesic):
     t, y = data(2.0, 0.7)
-    lm = LevenbergMarquardt(tol=1e-12, options={"geodesic": geodesic})
+    lm = LevenbergMarquardt(tol=1e-12, options={"geodesic": geodesic, **COMPILED})
     jl = zfitlite.LeastSquares.from_data(CountingModel(jnp), t, y, backend="jax")
     nl = zfitlite.LeastSquares.from_data(CountingModel(np), t, y, backend="numpy")
     rj, rn = lm.minimize(jl, [1.0, 1.0]), lm.minimize(nl, [1.0, 1.0])
@@ -149,16 +192,19 @@ def test_callback_runs_the_eager_loop_on_jax():
     assert "trust_radius" in states[0].extras
 
 
-@pytest.mark.parametrize("backend", ["numpy", "jax"])
+@pytest.mark.parametrize("backend", ["numpy", "jax", "jax-compiled"])
 def test_bounds_hold_and_are_reported(backend):
     """The unconstrained rate is 0.7; with upper=0.5 the fit sits on the bound."""
-    xp = jnp if backend == "jax" else np
+    xp = np if backend == "numpy" else jnp
+    options = COMPILED if backend == "jax-compiled" else None
     t, y = data(2.0, 0.7)
-    loss = zfitlite.LeastSquares.from_data(CountingModel(xp), t, y, backend=backend)
+    loss = zfitlite.LeastSquares.from_data(CountingModel(xp), t, y, backend=backend.split("-")[0])
     params = {"a": {"value": 1.0, "lower": 0.0, "upper": 10.0}, "k": {"value": 0.2, "upper": 0.5}}
     seen = []
     for callback in (None, seen.append):
-        result = LevenbergMarquardt(tol=1e-8, callback=callback).minimize(loss, params)
+        result = LevenbergMarquardt(tol=1e-8, callback=callback, options=options).minimize(
+            loss, params
+        )
         assert result.params["k"]["value"] == 0.5
         assert result.params_at_limit == ["k"]
         assert not result.valid  # a parameter at its limit makes the result invalid
@@ -168,27 +214,31 @@ def test_bounds_hold_and_are_reported(backend):
     assert all(s.x[1] <= 0.5 and s.x[0] >= 0.0 for s in seen)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "jax"])
+@pytest.mark.parametrize("backend", ["numpy", "jax", "jax-compiled"])
 def test_maxiter_gives_an_invalid_result(backend):
-    xp = jnp if backend == "jax" else np
+    xp = np if backend == "numpy" else jnp
+    options = COMPILED if backend == "jax-compiled" else None
     t, y = data(2.0, 0.7)
-    loss = zfitlite.LeastSquares.from_data(CountingModel(xp), t, y, backend=backend)
-    result = LevenbergMarquardt(tol=1e-10, maxiter=4).minimize(loss, [30.0, 5.0])
+    loss = zfitlite.LeastSquares.from_data(CountingModel(xp), t, y, backend=backend.split("-")[0])
+    result = LevenbergMarquardt(tol=1e-10, maxiter=4, options=options).minimize(loss, [30.0, 5.0])
     assert result.status is zfitlite.Status.MAXITER
     assert not result.valid
     assert result.info["nres"] + result.info["njac"] <= 4 + 1
     assert np.all(np.isfinite(result.x))
 
 
-@pytest.mark.parametrize("backend", ["numpy", "jax"])
+@pytest.mark.parametrize("backend", ["numpy", "jax", "jax-compiled"])
 def test_nonfinite_start_is_reported(backend):
-    xp = jnp if backend == "jax" else np
+    xp = np if backend == "numpy" else jnp
+    options = COMPILED if backend == "jax-compiled" else None
 
     def residuals(p):
         return xp.log(p) - 1.0  # NaN for p < 0
 
-    loss = zfitlite.LeastSquares(residuals, backend=backend)
-    result = LevenbergMarquardt(strategy=DefaultToyStrategy()).minimize(loss, [-1.0, 2.0])
+    loss = zfitlite.LeastSquares(residuals, backend=backend.split("-")[0])
+    result = LevenbergMarquardt(strategy=DefaultToyStrategy(), options=options).minimize(
+        loss, [-1.0, 2.0]
+    )
     assert result.status is zfitlite.Status.NONFINITE
     assert not result.valid
     assert result.message

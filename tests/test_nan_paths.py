@@ -93,6 +93,7 @@ def _lm_path(path, strategy):
         assert res.info["loop"] == "eager"
         return res
     if path == "jax-compiled":
+        lm = LevenbergMarquardt(tol=1e-10, strategy=strategy(), options={"compile": "always"})
         res = lm.minimize(LeastSquares(residuals_jax, args=(T, Y), backend="jax"), X0)
         assert res.info["loop"] == "compiled"
         return res

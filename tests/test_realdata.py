@@ -79,7 +79,7 @@ def test_nan_data_same_answer_single_compiled_batch_and_members():
         y[rng.choice(n, 2, replace=False)] = np.nan
         xs.append(t)
         ys.append(y)
-    lm = LevenbergMarquardt(tol=1e-12)
+    lm = LevenbergMarquardt(tol=1e-12, options={"compile": "always"})
     single_np, single_jax = [], []
     for t, y in zip(xs, ys):
         ln = LeastSquares.from_data(lambda t, p: p[0] * np.exp(-p[1] * t), t, y)
@@ -116,7 +116,7 @@ def test_nan_in_a_residual_functions_data_is_missing_as_in_a_batch():
     t_pad, y_pad = np.append(t, [np.nan] * 2), np.append(y, [np.nan] * 2)  # padded by hand
     ok = np.isfinite(y)
     ref = scipy_fit(lambda p: np_residuals(p, t[ok], y[ok]), [1.0, 1.0])
-    lm = LevenbergMarquardt(tol=1e-12)
+    lm = LevenbergMarquardt(tol=1e-12, options={"compile": "always"})
     for residuals in (np_residuals, exp_residuals):
         loss = LeastSquares(residuals, args=(t_pad, y_pad), params={"a": 1.0, "b": 1.0})
         assert loss.nan_data and loss.nobs == ok.sum()
@@ -145,7 +145,7 @@ def test_robust_losses_match_scipy_least_squares(kind):
     plain = scipy_fit(lambda p: np_residuals(p, t, y), start)
     assert np.max(np.abs(ref / plain - 1)) > 1e-2  # the outliers matter
     loss = LeastSquares(exp_residuals, args=(t, y), loss=rho, f_scale=0.1)
-    lm = LevenbergMarquardt(tol=1e-12)
+    lm = LevenbergMarquardt(tol=1e-12, options={"compile": "always"})
     r = lm.minimize(loss, start)
     assert r.valid and r.info["loop"] == "compiled"
     np.testing.assert_allclose(r.x, ref, rtol=1e-6)
@@ -371,7 +371,7 @@ class CountingModel:
 def test_single_fits_of_many_lengths_compile_once_per_bucket():
     rng = np.random.default_rng(5)
     model = CountingModel(jnp)
-    lm = LevenbergMarquardt(tol=1e-10)
+    lm = LevenbergMarquardt(tol=1e-10, options={"compile": "always"})
     traces, buckets = [], set()
     for n in range(3, 17):  # 14 lengths (3+: two parameters)
         t = np.sort(rng.uniform(0, 4, n))

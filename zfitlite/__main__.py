@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main"]
 
 _EPILOG = """\
 examples:
-  zfitlite                      run the demo (four fits; 12 s, 16.7 s of CPU, on a
+  zfitlite                      run the demo (four fits; 9 s, 12.9 s of CPU, on a
                                 quiet 2-core machine: docs/benchmarks.md, first calls)
   zfitlite demo --quiet         the demo, printing only its last line
   zfitlite bench --list         list the benchmarks (needs a source checkout)
