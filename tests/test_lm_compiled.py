@@ -260,3 +260,22 @@ def test_plateau_start_is_not_a_valid_answer():
     good = LevenbergMarquardt(tol=1e-10).minimize(loss, problem.starts[0])
     assert good.valid
     np.testing.assert_allclose(good.x, problem.certified, rtol=1e-6)
+
+
+def test_signature_token_tells_apart_what_jax_compiles_apart():
+    from zfitlite.backends.ops import signature_token
+
+    a = signature_token((np.zeros(5), (jnp.zeros(3), 2.0)))
+    same = [
+        (np.ones(5), (jnp.ones(3), 7.0)),  # other values
+        (np.zeros(5), (jnp.asarray(np.zeros(3)) + 1.0, 2.0)),  # a computed array
+    ]
+    different = [
+        (np.zeros(6), (jnp.zeros(3), 2.0)),  # a shape
+        (np.zeros(5, dtype=np.float32), (jnp.zeros(3), 2.0)),  # a dtype
+        (np.zeros(5), (np.zeros(3), 2.0)),  # an array type
+        (np.zeros(5), [jnp.zeros(3), 2.0]),  # the structure
+        (np.zeros(5), (jnp.zeros(3), 2)),  # a Python scalar's type
+    ]
+    assert all(signature_token(c) == a for c in same)
+    assert all(signature_token(c) != a for c in different)

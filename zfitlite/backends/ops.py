@@ -32,6 +32,7 @@ __all__ = [
     "forget_native",
     "jit_on_repeat",
     "numpy_ops",
+    "signature_token",
     "unrolled_cholesky_solve",
 ]
 
@@ -129,19 +130,40 @@ COMPILE_POLICIES = ("auto", "always", "never")
 
 
 def _signature(obj: Any) -> Any:
-    """Structure, shapes and dtypes of a call's arguments: what makes JAX compile again."""
-    if isinstance(obj, (tuple, list)):
-        return (type(obj), tuple(_signature(o) for o in obj))
-    if isinstance(obj, dict):
-        return (dict, tuple((k, _signature(v)) for k, v in sorted(obj.items(), key=repr)))
+    """Structure, shapes and dtypes of a call's arguments: what makes JAX compile again.
+
+    The dtype objects themselves (hashable; their ``str`` costs ~3 us each), and JAX's
+    weak type, on which ``jit`` specialises too.
+    """
     shape = getattr(obj, "shape", None)
     if shape is not None:
-        return (type(obj), tuple(shape), str(getattr(obj, "dtype", "")))
+        return (type(obj), tuple(shape), obj.dtype, getattr(obj, "weak_type", False))
+    if isinstance(obj, (tuple, list)):
+        return (type(obj), *[_signature(o) for o in obj])
+    if isinstance(obj, dict):
+        return (dict, *[(k, _signature(v)) for k, v in sorted(obj.items(), key=repr)])
     return type(obj)
 
 
+#: Each argument signature seen, numbered (:func:`signature_token`).
+_SIGNATURES: dict[Any, int] = {}
+
+
+def signature_token(obj: Any) -> int:
+    """A small number standing for ``obj``'s signature (:func:`_signature`): the same for
+    arguments of the same structure, shapes and dtypes. Cheap to hash, so a caller whose
+    arguments do not change (a loss's data) computes it once and keeps it."""
+    return _SIGNATURES.setdefault(_signature(obj), len(_SIGNATURES))
+
+
 def jit_on_repeat(
-    ops: Any, func: Callable, key: Any, make: Callable[[], Callable], call: tuple, policy: str
+    ops: Any,
+    func: Callable,
+    key: Any,
+    make: Callable[[], Callable],
+    call: tuple,
+    policy: str,
+    signature: Any = None,
 ) -> Callable | None:
     """The jitted solver (:func:`remembered_jit`) when it should run ``call``, else None.
 
@@ -157,15 +179,17 @@ def jit_on_repeat(
     * ``"always"``: the program from the first call.
     * ``"never"``: None.
 
-    Where the calls cannot be counted (``func`` takes no attributes, e.g. ``__slots__``),
-    ``"auto"`` acts as ``"always"``.
+    ``signature``: the caller's own hashable stand-in for ``call``'s signature (e.g. the
+    parameter count and the :func:`signature_token` of data it keeps); by default
+    :func:`_signature` of ``call``. Where the calls cannot be counted (``func`` takes no
+    attributes, e.g. ``__slots__``), ``"auto"`` acts as ``"always"``.
     """
     if policy == "never":
         return None
     run = remembered_jit(ops, func, key, make)
     if policy == "always":
         return run
-    seen_key = (key, "calls", _signature(call))
+    seen_key = (key, "calls", _signature(call) if signature is None else signature)
     seen = remembered(func, JAX_JIT_ATTR, seen_key, lambda: [0])
     holder, held_key = _holder(func, seen_key)
     if getattr(holder, JAX_JIT_ATTR, {}).get(held_key) is not seen:

@@ -32,6 +32,7 @@ from ..backends.ops import (
     jit_on_repeat,
     numpy_ops,
     remembered,
+    signature_token,
 )
 from ..criterion import (
     FTOL_REL,
@@ -537,7 +538,11 @@ class LevenbergMarquardt(BaseMinimizer):
             cfg = self._lsq_settings(evaluator, compiled=True)
             # one vector in (start, bounds, settings), one vector out: one copy each way
             inputs = np.concatenate([x0, lower, upper, np.asarray(cfg, dtype=np.float64)])
-            call = (inputs, compiled.native["args"])
+            native = compiled.native
+            call = (inputs, native["args"])
+            token = native.get("args_signature")
+            if token is None:  # the loss's data do not change: computed once per loss
+                token = native["args_signature"] = signature_token(native["args"])
             run = jit_on_repeat(
                 ops,
                 residuals_args,
@@ -547,6 +552,7 @@ class LevenbergMarquardt(BaseMinimizer):
                 ),
                 call,
                 self.options["compile"],
+                (inputs.shape[0], token),
             )
         if run is not None:
             try:
