@@ -104,6 +104,30 @@ def test_a_problems_first_fit_runs_eager_and_its_second_compiles():
     assert [r.info["loop"] for r in again] == ["eager", "compiled"]
 
 
+class SlottedModel:
+    """Residuals as a method of an object without ``__dict__``: nothing can be remembered
+    on it, so ``"auto"`` cannot count its fits and compiles from the first, as
+    ``"always"``."""
+
+    __slots__ = ("t", "y")
+
+    def __init__(self, t, y):
+        self.t, self.y = t, y
+
+    def residuals(self, p):
+        return self.y - p[0] * jnp.exp(-p[1] * self.t)
+
+
+def test_auto_compiles_at_once_where_fits_cannot_be_counted():
+    t, y = data(2.0, 0.7)
+    model = SlottedModel(t, y)
+    r = LevenbergMarquardt(tol=1e-10).minimize(
+        zfitlite.LeastSquares(model.residuals, backend="jax"), [1.0, 1.0]
+    )
+    assert r.valid and r.info["loop"] == "compiled"
+    np.testing.assert_allclose(r.x, reference(t, y, [1.0, 1.0]).x, rtol=1e-8)
+
+
 def test_compile_option():
     t, y = data(2.0, 0.7)
     loss = zfitlite.LeastSquares.from_data(CountingModel(jnp), t, y, backend="jax")

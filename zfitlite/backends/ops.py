@@ -172,7 +172,7 @@ def jit_on_repeat(
 
     * ``"auto"``: None for the first call with ``call``'s signature (structure, shapes,
       dtypes), the program from the second on. A new problem's first fit thus costs the
-      compile of its residuals and Jacobian only (a NIST problem: 0.1-0.2 s against
+      compile of its residuals and Jacobian only (a NIST problem: 0.08-0.2 s against
       0.5-0.65 s with the solver compiled, 2-core machine), a script that fits once never
       compiles the solver, and ragged data compile only the shapes that come back; a
       fit that repeats compiles (once) on its second call and runs compiled from then on.
