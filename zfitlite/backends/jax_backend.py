@@ -9,7 +9,14 @@ import numpy as np
 
 from ..exceptions import BackendNotAvailable, LossOutputError
 from .base import COMPLEX_FIX, SCALAR_FIX, Array, Backend, CompiledLoss
-from .ops import JAX_JIT_ATTR, ArrayOps, jacobi_svd, remembered, unrolled_cholesky_solve
+from .ops import (
+    JAX_JIT_ATTR,
+    ArrayOps,
+    jacobi_svd,
+    remembered,
+    signature_token,
+    unrolled_cholesky_solve,
+)
 from .sparse_numdiff import dense_jacobian
 
 __all__ = ["JaxBackend", "JaxBatchOps", "JaxOps", "import_jax"]
@@ -375,5 +382,7 @@ class JaxBackend(Backend):
                 # the unbound function and its data, for compiled solvers reused across data
                 "residuals_args": residuals if jacobian is None else None,
                 "args": args,
+                # what a compiled solver's program depends on in the data (shapes, dtypes)
+                "args_signature": signature_token(args),
             },
         )

@@ -161,35 +161,34 @@ def jit_on_repeat(
     func: Callable,
     key: Any,
     make: Callable[[], Callable],
-    call: tuple,
+    signature: Any,
     policy: str,
-    signature: Any = None,
 ) -> Callable | None:
-    """The jitted solver (:func:`remembered_jit`) when it should run ``call``, else None.
+    """The jitted solver (:func:`remembered_jit`) when it should run this call, else None.
 
     None tells the caller to run its eager loop (the same algorithm, one Python step at a
-    time, on the backend's compiled functions). ``policy``:
+    time, on the backend's compiled functions). ``signature`` is a hashable stand-in for
+    what the program depends on in the call's arguments (e.g. the parameter count and the
+    :func:`signature_token` of the data). ``policy``:
 
-    * ``"auto"``: None for the first call with ``call``'s signature (structure, shapes,
-      dtypes), the program from the second on. A new problem's first fit thus costs the
-      compile of its residuals and Jacobian only (a NIST problem: 0.08-0.2 s against
-      0.5-0.65 s with the solver compiled, 2-core machine), a script that fits once never
-      compiles the solver, and ragged data compile only the shapes that come back; a
-      fit that repeats compiles (once) on its second call and runs compiled from then on.
+    * ``"auto"``: None for the first call with a signature, the program from the second
+      on. A new problem's first fit thus costs the compile of its residuals and Jacobian
+      only (a NIST problem: 0.08-0.2 s against 0.5-0.65 s with the solver compiled, 2-core
+      machine), a script that fits once never compiles the solver, and ragged data
+      compile only the shapes that come back; a fit that repeats compiles (once) on its
+      second call and runs compiled from then on.
     * ``"always"``: the program from the first call.
     * ``"never"``: None.
 
-    ``signature``: the caller's own hashable stand-in for ``call``'s signature (e.g. the
-    parameter count and the :func:`signature_token` of data it keeps); by default
-    :func:`_signature` of ``call``. Where the calls cannot be counted (``func`` takes no
-    attributes, e.g. ``__slots__``), ``"auto"`` acts as ``"always"``.
+    Where the calls cannot be counted (``func`` takes no attributes, e.g. ``__slots__``),
+    ``"auto"`` acts as ``"always"``.
     """
     if policy == "never":
         return None
     run = remembered_jit(ops, func, key, make)
     if policy == "always":
         return run
-    seen_key = (key, "calls", _signature(call) if signature is None else signature)
+    seen_key = (key, "calls", signature)
     seen = remembered(func, JAX_JIT_ATTR, seen_key, lambda: [0])
     holder, held_key = _holder(func, seen_key)
     if getattr(holder, JAX_JIT_ATTR, {}).get(held_key) is not seen:

@@ -32,7 +32,6 @@ from ..backends.ops import (
     jit_on_repeat,
     numpy_ops,
     remembered,
-    signature_token,
 )
 from ..criterion import (
     FTOL_REL,
@@ -538,11 +537,7 @@ class LevenbergMarquardt(BaseMinimizer):
             cfg = self._lsq_settings(evaluator, compiled=True)
             # one vector in (start, bounds, settings), one vector out: one copy each way
             inputs = np.concatenate([x0, lower, upper, np.asarray(cfg, dtype=np.float64)])
-            native = compiled.native
-            call = (inputs, native["args"])
-            token = native.get("args_signature")
-            if token is None:  # the loss's data do not change: computed once per loss
-                token = native["args_signature"] = signature_token(native["args"])
+            call = (inputs, compiled.native["args"])
             run = jit_on_repeat(
                 ops,
                 residuals_args,
@@ -550,9 +545,8 @@ class LevenbergMarquardt(BaseMinimizer):
                 lambda: _compiled_lsq_solve(
                     ops, native_functions(ops, residuals_args), geodesic, params.has_bounds
                 ),
-                call,
+                (inputs.shape[0], compiled.native["args_signature"]),
                 self.options["compile"],
-                (inputs.shape[0], token),
             )
         if run is not None:
             try:
