@@ -39,6 +39,10 @@ with JAX's compilation cache cold (a new ``XDG_CACHE_HOME``) and warm (a second 
 with the programs compiled and their compile time. ``ZFITLITE_BENCH_OPTIMISTIX_REPEATS``
 (default 3; 0 skips it) sets optimistix's warm calls: each takes minutes on 2 cores.
 
+How far that goal is from this CPU's floor (:func:`run_floor`, ``python -m
+benchmarks.bench_batch floor``): the least a vectorised step can cost here (a bare damped
+Gauss-Newton step, :func:`bare_step_seconds`) times the iterations the members need.
+
 ``python -m benchmarks bench_batch``; ``ZFITLITE_BENCH_BATCH=2000`` for a quicker run.
 """
 
@@ -518,6 +522,105 @@ def run_stragglers(batch: int = BATCH) -> dict[str, Any]:
     return out
 
 
+def bare_step_seconds(data: dict[str, np.ndarray], lanes: int = 1280, steps: int = 64) -> float:
+    """Seconds per lane-step of the least a vectorised Levenberg-Marquardt step can do here.
+
+    One ``jit(fori_loop(vmap(step)))`` over ``lanes`` members of the straggler data on one
+    thread: the masked residuals and their ``jacfwd`` Jacobian, ``J^T J`` and ``J^T r``, a
+    damped 2x2 solve in closed form, the trial residuals, accept or reject, the damping
+    times 0.3 or 2. No trust region, no scaling, no SVD, no convergence test, no counters,
+    no non-finite handling: a lower bound on what any vectorised solver costs per step on
+    this CPU, not a solver (it is not run to convergence).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+
+    def res(b: Any, x: Any, y: Any) -> Any:
+        keep = jnp.isfinite(y)
+        r = jnp.where(keep, y, 0.0) - b[0] * (1.0 - jnp.exp(-b[1] * jnp.where(keep, x, 0.0)))
+        return jnp.where(keep, r, 0.0)
+
+    def step(c: tuple, x: Any, y: Any) -> tuple:
+        b, lam = c
+        r = res(b, x, y)
+        J = jax.jacfwd(res)(b, x, y)
+        A, g = J.T @ J, J.T @ r
+        a, off, d = A[0, 0] * (1 + lam), A[0, 1], A[1, 1] * (1 + lam)
+        h = -jnp.stack([d * g[0] - off * g[1], a * g[1] - off * g[0]]) / (a * d - off * off)
+        r_new = res(b + h, x, y)
+        ok = r_new @ r_new < r @ r
+        return jnp.where(ok, b + h, b), jnp.where(ok, 0.3 * lam, 2.0 * lam)
+
+    @jax.jit
+    def run(b: Any, lam: Any, x: Any, y: Any) -> Any:
+        return jax.lax.fori_loop(0, steps, lambda i, c: jax.vmap(step)(c, x, y), (b, lam))
+
+    x, y = jnp.asarray(data["x"][:lanes]), jnp.asarray(data["y"][:lanes])
+    b0 = jnp.tile(jnp.asarray(STRAGGLER_X0), (lanes, 1))
+    lam0 = jnp.full((lanes,), 1e-3)
+    jax.block_until_ready(run(b0, lam0, x, y))
+    best = float("inf")
+    for _ in range(10):
+        t0 = time.perf_counter()
+        jax.block_until_ready(run(b0, lam0, x, y))
+        best = min(best, time.perf_counter() - t0)
+    return best / (steps * lanes)
+
+
+def run_floor(batch: int = BATCH) -> dict[str, Any]:
+    """Issue 15's straggler goal (>= 100x a scipy loop) against this CPU's floor.
+
+    The floor: the iterations zfitlite's members need (accepted steps only, a lower bound
+    on the steps of any Levenberg-Marquardt variant from the same start) times
+    :func:`bare_step_seconds`, divided by the cores. Also zfitlite's own cost per
+    accepted member-step (its whole warm call times the cores: an upper bound, with
+    rejected steps, stopped lanes, the tail and the Python around it).
+    """
+    warnings.simplefilter("ignore", RuntimeWarning)
+    data = straggler_data(batch)
+    cores = os.cpu_count() or 1
+    bare = bare_step_seconds(data)
+    z = run_stragglers_zfitlite(data, repeat=5)
+    steps = int(np.sum(z["niter"]))
+    scipy_s = run_stragglers_scipy(data, tight=False)["warm"]
+    return {
+        "batch": batch,
+        "cores": cores,
+        "bare_ns_per_lane_step": 1e9 * bare,
+        "accepted_member_steps": steps,
+        "floor_s": steps * bare / cores,
+        "goal_s": scipy_s / 100.0,
+        "scipy_loop_s": scipy_s,
+        "zfitlite_s": z["warm"],
+        "zfitlite_ns_per_member_step": 1e9 * z["warm"] * cores / steps,
+    }
+
+
+def main_floor() -> None:
+    r = run_floor()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"straggler case: {r['batch']} members, {r['cores']} CPUs, load average {load:.1f}")
+    print(
+        f"bare vectorised damped Gauss-Newton step: {r['bare_ns_per_lane_step']:.0f} ns per "
+        f"lane-step (one thread); zfitlite: {r['zfitlite_ns_per_member_step']:.0f} ns per "
+        f"accepted member-step (whole call, all cores)"
+    )
+    print(f"accepted member-steps: {r['accepted_member_steps']:,}")
+    print()
+    print("| | seconds | fits/s | vs the scipy loop |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, key in (
+        ("scipy lm loop, analytic Jacobian", "scipy_loop_s"),
+        ("goal: 100x the scipy loop", "goal_s"),
+        ("floor: bare steps only, every core busy", "floor_s"),
+        ("zfitlite, warm", "zfitlite_s"),
+    ):
+        t = r[key]
+        print(f"| {name} | {t:.4f} | {r['batch'] / t:,.0f} | {r['scipy_loop_s'] / t:.0f}x |")
+
+
 def _print_table(
     header: list[str], r: dict[str, Any], names: tuple[str, ...], cells: Callable[[dict], list[str]]
 ) -> None:
@@ -677,5 +780,7 @@ if __name__ == "__main__":
         main_stragglers()
     elif sys.argv[1:] == ["flat"]:
         main_flat_variant()
+    elif sys.argv[1:] == ["floor"]:
+        main_floor()
     else:
         main()

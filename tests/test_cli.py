@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import zfitlite
@@ -100,3 +101,13 @@ def test_plots_without_matplotlib_names_the_extra(tmp_path):
     assert "Traceback" not in out.stderr
     assert "zfitlite[plot]" in out.stderr and "matplotlib" in out.stderr
     assert not (tmp_path / "figs").exists()
+
+
+def test_bench_batch_floor_helper_times_a_real_step():
+    """The straggler floor (``python -m benchmarks.bench_batch floor``) times a real
+    compiled program: a positive, finite cost per lane-step on a tiny batch."""
+    pytest.importorskip("jax")
+    from benchmarks.bench_batch import bare_step_seconds, straggler_data
+
+    t = bare_step_seconds(straggler_data(8), lanes=8, steps=2)
+    assert np.isfinite(t) and 0 < t < 1e-3
