@@ -229,3 +229,17 @@ def test_numpy_svd_goes_to_lapack_and_falls_back_to_numpy() -> None:
     s32 = numpy_ops.svd(A.astype(np.float32))[1]
     assert s32.dtype == np.float32
     np.testing.assert_allclose(s32, np.linalg.svd(A, compute_uv=False), rtol=1e-5)
+
+
+def test_per_fit_objects_keep_their_attributes_in_a_shared_key_table() -> None:
+    """CPython (3.11-3.13) keeps the attributes of an instance inline, with keys shared by
+    the class, only up to 30 of them; the 30th attribute makes every new instance copy its
+    attributes into a dict of its own (about twice the cost to build, and slower attribute
+    reads on every call). The objects made once per fit stay below that."""
+    P = NIST["Misra1a"]
+    loss = zfitlite.LeastSquares(P.residuals, backend="numpy")
+    lm = zfitlite.minimize.LevenbergMarquardt(tol=1e-10)
+    result = lm.minimize(loss, P.starts[0])
+    evaluator = lm.create_evaluator(loss, P.starts[0])
+    for obj in (evaluator, result, lm, loss, evaluator.compiled, result.params_spec):
+        assert len(vars(obj)) < 30, type(obj).__name__

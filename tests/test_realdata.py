@@ -69,6 +69,29 @@ def test_mask_and_weights_match_scipy_and_count_observations():
     np.testing.assert_allclose(rn.x, ref, rtol=1e-7)
 
 
+
+def test_weights_are_the_losss_own_copy_and_the_count_follows_them():
+    """The loss keeps a read-only copy of the weights: changing the caller's array later
+    changes neither the fit nor the observed count (which is counted once per data)."""
+    t, y = noisy(outliers=False)
+    w = np.ones(t.size)
+    w[:4] = 0.0  # four points out
+    loss = LeastSquares(np_residuals, args=(t, y), weights=w)
+    before = LevenbergMarquardt(tol=1e-10).minimize(loss, [1.0, 1.0])
+    assert loss.nobs == t.size - 4
+    w[:] = 0.0  # the caller reuses its array
+    assert loss.nobs == t.size - 4
+    assert not loss.weights.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        loss.weights[0] = 1.0
+    again = LevenbergMarquardt(tol=1e-10).minimize(loss, [1.0, 1.0])
+    np.testing.assert_array_equal(again.x, before.x)
+    ref = scipy_fit(lambda p: np_residuals(p, t[4:], y[4:]), [1.0, 1.0])
+    np.testing.assert_allclose(before.x, ref, rtol=1e-7)
+    # a loss on other data counts its own points
+    other = LeastSquares(np_residuals, args=(t, y), weights=np.r_[np.zeros(10), np.ones(20)])
+    assert other.nobs == 20 and loss.nobs == t.size - 4
+
 def test_nan_data_same_answer_single_compiled_batch_and_members():
     """Ragged members with missing visits: every path gives the same fit and nobs."""
     rng = np.random.default_rng(3)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse
@@ -141,6 +141,35 @@ def _fmt(x: np.ndarray) -> str:
     return np.array2string(np.asarray(x), precision=8, max_line_width=200)
 
 
+class _MostCalls(NamedTuple):
+    """The most user-function calls one evaluation of each kind may make (the budget
+    check refuses a call that could overrun ``maxiter``)."""
+
+    value: int
+    value_gradient: int
+    hessian: int
+    hessian_at: int
+    residuals: int
+    jacobian: int
+    jacobian_precise: int
+
+
+def _most_calls(costs: dict[str, int] | None) -> _MostCalls:
+    """:class:`_MostCalls` from a backend's ``CompiledLoss.costs`` (1 per call, 2 for a
+    value with its gradient, where the backend gives none)."""
+    costs = costs or {}
+    h, j = costs.get("hessian", 1), costs.get("jacobian", 1)
+    return _MostCalls(
+        costs.get("value", 1),
+        costs.get("value_and_gradient", 2),
+        h,
+        costs.get("hessian_at", h),
+        costs.get("residuals", 1),
+        j,
+        costs.get("jacobian_precise", j),
+    )
+
+
 class LossEvaluator:
     """Wraps a compiled loss for one fit.
 
@@ -217,16 +246,9 @@ class LossEvaluator:
         # numpy backend: the user's own calls are counted (finite differences included);
         # a call is refused unless its most calls still fit in the budget
         self._raw = self.compiled.raw
-        costs = self.compiled.costs or {}
-        self._need_v = costs.get("value", 1)
-        self._need_vg = costs.get("value_and_gradient", 2)
-        self._need_h = costs.get("hessian", 1)
-        self._need_h_at = costs.get("hessian_at", self._need_h)
-        self._need_r = costs.get("residuals", 1)
-        self._need_j = costs.get("jacobian", 1)
-        self._need_j_precise = costs.get("jacobian_precise", self._need_j)
+        self._need = _most_calls(self.compiled.costs)
         if auto_budget and self._raw is not None:
-            self.maxiter *= max(1, self._need_vg // 2)
+            self.maxiter *= max(1, self._need.value_gradient // 2)
 
     # -- bookkeeping -------------------------------------------------------------------
     @property
@@ -416,7 +438,7 @@ class LossEvaluator:
     def value(self, x: Any) -> float:
         """The loss at ``x``."""
         x = self._x(x)
-        self._spend(1, self._need_v)
+        self._spend(1, self._need.value)
         self.nfev += 1
         v = self._call(self.compiled.value, x, "value")
         v = float(v) if type(v) in _FLOATS else self._scalar(v, x)
@@ -430,7 +452,7 @@ class LossEvaluator:
     def value_gradient(self, x: Any) -> tuple[float, np.ndarray]:
         """Value and gradient at ``x``."""
         x = self._x(x)
-        self._spend(2, self._need_vg)
+        self._spend(2, self._need.value_gradient)
         self.nfev += 1
         self.ngrad += 1
         v, g = self._call(self.compiled.value_and_gradient, x, "value and gradient")
@@ -476,11 +498,11 @@ class LossEvaluator:
         if f is not None and g is not None and at is not None and math.isfinite(f):
             own = False
             g = np.array(g, dtype=np.float64)
-            self._spend(1, self._need_h_at)
+            self._spend(1, self._need.hessian_at)
             self.nhess += 1
             H = self._call(lambda y: at(y, f, g), x, "hessian")
         else:
-            self._spend(1, self._need_h)
+            self._spend(1, self._need.hessian)
             self.nhess += 1
             H = self._call(self.compiled.hessian, x, "hessian")
         H = self._array(H, (self.n, self.n), "hessian", x)
@@ -527,7 +549,7 @@ class LossEvaluator:
         if self.compiled.residuals is None:
             raise TypeError("residuals are only defined for LeastSquares losses")
         x = self._x(x)
-        self._spend(1, self._need_r)
+        self._spend(1, self._need.residuals)
         self.nres += 1
         r = self._array(
             self._call(self.compiled.residuals, x, "residuals"), (None,), "residuals", x
@@ -549,9 +571,9 @@ class LossEvaluator:
         if self.compiled.jacobian is None:
             raise TypeError("a residual Jacobian is only defined for LeastSquares losses")
         x = self._x(x)
-        fn, need = self.compiled.jacobian, self._need_j
+        fn, need = self.compiled.jacobian, self._need.jacobian
         if precise and self.compiled.jacobian_precise is not None:
-            fn, need = self.compiled.jacobian_precise, self._need_j_precise
+            fn, need = self.compiled.jacobian_precise, self._need.jacobian_precise
         self._spend(1, need)
         self.njac += 1
         J = self._call(fn, x, "jacobian")

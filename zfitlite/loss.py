@@ -16,6 +16,7 @@ from typing import Any, cast
 import numpy as np
 import scipy.sparse
 
+from ._composite import CompositeResiduals, observed_count, observed_points
 from .backends import Backend, CompiledLoss, detect_backend, get_backend
 from .backends.base import after_x
 from .backends.numdiff import Typical
@@ -367,6 +368,9 @@ class LeastSquares(BaseLoss):
         #: set once the user's jacobian returned a sparse matrix (numpy backend: the
         #: Hessian is then differenced in groups, see ``NumpyBackend.least_squares``)
         self._sparse_seen = [False]
+        #: ``(args, residuals_func, nobs)``: :attr:`nobs` for these very objects (see
+        #: :func:`_fixed_count`)
+        self._nobs_known: tuple | None = None
         super().__init__(params=params, errordef=errordef, backend=backend, name=name)
         if self.jac_sparsity is not None and self.params is not None:
             as_pattern(self.jac_sparsity, len(self.params))  # a wrong shape fails here
@@ -418,9 +422,14 @@ class LeastSquares(BaseLoss):
     def nobs(self) -> int | None:
         """The observed residuals (unmasked points plus constraint rows); None when not
         known without evaluating the residuals (then every residual counts)."""
-        from ._composite import observed_count, observed_points
-
-        nobs = observed_count(self.residuals_func, self.args)
+        args, func = self.args, self.residuals_func
+        known = self._nobs_known
+        if known is not None and known[0] is args and known[1] is func:
+            nobs = known[2]
+        else:
+            nobs = observed_count(func, args)
+            if _fixed_count(func, args):  # asked once per fit: counted once per data
+                self._nobs_known = (args, func, nobs)
         if nobs is None and self.nan_data and self.params is not None:
             return observed_points(self, self.params.values)  # NaN data: at the start
         return nobs
@@ -613,13 +622,28 @@ def _constraint_list(constraints: Any) -> list:
     return out
 
 
+def _fixed_count(func: Callable, args: tuple) -> bool:
+    """The observed count of ``func(x, *args)`` cannot change while ``args`` is this
+    tuple: a composite's weights are its own read-only copy (:func:`_point_weights`) or
+    one number. A batch member's NaN mask and NaN data (counted from the residuals) are
+    not fixed this way."""
+    if not isinstance(func, CompositeResiduals) or func.fill_nan or len(args) < 4:
+        return not isinstance(func, CompositeResiduals) and type(func).__name__ != "_MaskedResiduals"
+    w = args[-4]
+    return isinstance(w, np.float64) or (isinstance(w, np.ndarray) and not w.flags.writeable)
+
+
 def _point_weights(mask: Any, weights: Any) -> np.ndarray | None:
-    """Per-residual weights from ``mask`` (True: missing) and ``weights``; None if neither."""
+    """Per-residual weights from ``mask`` (True: missing) and ``weights``; None if neither.
+
+    A read-only copy: changing the caller's array afterwards does not change the loss (as
+    on JAX, where the data are copied to the device anyway).
+    """
     if mask is None and weights is None:
         return None
     w = None
     if weights is not None:
-        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        w = np.array(weights, dtype=np.float64).reshape(-1)
         if not np.all(np.isfinite(w) & (w >= 0)):
             raise ValueError("LeastSquares: weights must be finite and >= 0")
     if mask is not None:
@@ -632,6 +656,8 @@ def _point_weights(mask: Any, weights: Any) -> np.ndarray | None:
         if w is not None and w.shape != m.shape:
             raise ValueError(f"mask has shape {m.shape} but weights have {w.shape}")
         w = np.where(m, 0.0, 1.0 if w is None else w)
+    if w is not None:
+        w.setflags(write=False)
     return w
 
 

@@ -191,15 +191,15 @@ def _unchecked(
     read-only here; the others read-only already), without the constructor's checks."""
     values.setflags(write=False)
     p = object.__new__(Params)
-    for key, value in (
-        ("names", names),
-        ("values", values),
-        ("lower", lower),
-        ("upper", upper),
-        ("stepsize", stepsize),
-        ("_has_bounds", has_bounds),
-    ):
-        object.__setattr__(p, key, value)
+    # the frozen dataclass's fields, set as its own __setattr__-free constructor would
+    p.__dict__.update(
+        names=names,
+        values=values,
+        lower=lower,
+        upper=upper,
+        stepsize=stepsize,
+        _has_bounds=has_bounds,
+    )
     return p
 
 
@@ -376,7 +376,11 @@ def make_params(params: Any, loss: Any = None, init: Any = None) -> Params:
         With a message naming the offending parameter and how to fix it.
     """
     result: Params
-    if params is None:
+    if type(params) is np.ndarray and params.dtype == np.float64 and params.ndim == 1:
+        # start values as a float64 vector, the common case of a fit in a loop: what the
+        # general branch below makes of it (a fresh copy), without its type tests
+        result = _plain_params(params.copy())
+    elif params is None:
         known = getattr(loss, "params", None) if loss is not None else None
         if known is not None:
             result = known if isinstance(known, Params) else make_params(known)

@@ -36,6 +36,9 @@ from ..to_loss import as_loss
 
 __all__ = ["BaseMinimizer", "IterationState", "ScipyProgress", "SolverOutput"]
 
+#: The option values kept in :meth:`BaseMinimizer.settings` (plain data).
+_PLAIN_OPTION = (int, float, str, bool, type(None))
+
 DEFAULT_TOL = 1e-3
 #: The progress bar of the fit running in this thread (or None): a context variable, not
 #: state on the minimizer, so one minimizer object can fit in several threads at once.
@@ -266,11 +269,7 @@ class BaseMinimizer(GraphCachable):
             "verbosity": self.verbosity,
             "criterion": self.criterion.__name__,
             "strategy": type(self.strategy).__name__,
-            "options": {
-                k: v
-                for k, v in self.options.items()
-                if isinstance(v, (int, float, str, bool, type(None)))
-            },
+            "options": {k: v for k, v in self.options.items() if isinstance(v, _PLAIN_OPTION)},
             **self._extra_settings(),
         }
 

@@ -499,21 +499,23 @@ class LevenbergMarquardt(BaseMinimizer):
     def _lsq_settings(self, evaluator: Any, compiled: bool) -> LSQSettings:
         budget = evaluator.maxiter - evaluator.ncalls if compiled else np.inf
         nobs = observed_points(evaluator.loss, evaluator.params.values)  # masked, constraints
-        cfg = self.lsq_settings(evaluator.errordef, budget)
-        return cfg if nobs is None else cfg._replace(nobs=float(nobs))
+        return self.lsq_settings(evaluator.errordef, budget, -1.0 if nobs is None else nobs)
 
-    def lsq_settings(self, errordef: float, maxfev: float) -> LSQSettings:
-        """The numbers of one least-squares solve (also used by ``minimize_batch``)."""
+    def lsq_settings(self, errordef: float, maxfev: float, nobs: float = -1.0) -> LSQSettings:
+        """The numbers of one least-squares solve (also used by ``minimize_batch``;
+        ``nobs``: the observed residuals, < 0 when every residual counts)."""
         o = self.options
+        xtol, ftol = relative_tolerances(self.tol)
         return LSQSettings(
-            tol_errordef=self.tol * errordef,
-            xtol=relative_tolerances(self.tol)[0] if o["xtol"] is None else float(o["xtol"]),
-            aim=float(o["aim"]),
-            maxfev=float(maxfev),
-            max_reject=float(o["max_reject"]),
-            factor=float(o["factor"]),
-            geodesic_alpha=float(o["geodesic_alpha"]),
-            ftol=relative_tolerances(self.tol)[1] if o["ftol"] is None else float(o["ftol"]),
+            self.tol * errordef,
+            xtol if o["xtol"] is None else float(o["xtol"]),
+            float(o["aim"]),
+            float(maxfev),
+            float(o["max_reject"]),
+            float(o["factor"]),
+            float(o["geodesic_alpha"]),
+            float(nobs),
+            ftol if o["ftol"] is None else float(o["ftol"]),
         )
 
     def _minimize_least_squares(self, evaluator: Any, params: Any) -> SolverOutput:
