@@ -69,7 +69,6 @@ def test_mask_and_weights_match_scipy_and_count_observations():
     np.testing.assert_allclose(rn.x, ref, rtol=1e-7)
 
 
-
 def test_weights_are_the_losss_own_copy_and_the_count_follows_them():
     """The loss keeps a read-only copy of the weights: changing the caller's array later
     changes neither the fit nor the observed count (which is counted once per data)."""
@@ -91,6 +90,7 @@ def test_weights_are_the_losss_own_copy_and_the_count_follows_them():
     # a loss on other data counts its own points
     other = LeastSquares(np_residuals, args=(t, y), weights=np.r_[np.zeros(10), np.ones(20)])
     assert other.nobs == 20 and loss.nobs == t.size - 4
+
 
 def test_nan_data_same_answer_single_compiled_batch_and_members():
     """Ragged members with missing visits: every path gives the same fit and nobs."""

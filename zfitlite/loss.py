@@ -628,7 +628,9 @@ def _fixed_count(func: Callable, args: tuple) -> bool:
     one number. A batch member's NaN mask and NaN data (counted from the residuals) are
     not fixed this way."""
     if not isinstance(func, CompositeResiduals) or func.fill_nan or len(args) < 4:
-        return not isinstance(func, CompositeResiduals) and type(func).__name__ != "_MaskedResiduals"
+        return (
+            not isinstance(func, CompositeResiduals) and type(func).__name__ != "_MaskedResiduals"
+        )
     w = args[-4]
     return isinstance(w, np.float64) or (isinstance(w, np.ndarray) and not w.flags.writeable)
 
