@@ -232,10 +232,10 @@ def test_numpy_svd_goes_to_lapack_and_falls_back_to_numpy() -> None:
 
 
 def test_per_fit_objects_keep_their_attributes_in_a_shared_key_table() -> None:
-    """CPython (3.11-3.13) keeps the attributes of an instance inline, with keys shared by
-    the class, only up to 30 of them; the 30th attribute makes every new instance copy its
-    attributes into a dict of its own (about twice the cost to build, and slower attribute
-    reads on every call). The objects made once per fit stay below that."""
+    """CPython (3.11 here) keeps the attributes of an instance inline, with keys shared
+    by the class, only up to 30 of them; the 30th attribute makes every new instance copy
+    its attributes into a dict of its own (about twice the cost to build, and slower
+    attribute reads on every call). The objects made once per fit stay below that."""
     P = NIST["Misra1a"]
     loss = zfitlite.LeastSquares(P.residuals, backend="numpy")
     lm = zfitlite.minimize.LevenbergMarquardt(tol=1e-10)

@@ -284,6 +284,7 @@ class LeastSquares(BaseLoss):
         left out of the loss (set to 0 with its Jacobian row) and of :attr:`nobs`.
     weights : array_like, optional
         Per-residual weights ``w >= 0``: the loss is ``sum(w * r**2)``; 0 leaves a point out.
+        The loss keeps its own read-only copy (``loss.weights``).
     loss : {"linear", "soft_l1", "huber", "cauchy", "arctan"} or callable, default "linear"
         A robust loss with scipy ``least_squares``' meaning (a callable is ``rho(z)``):
         the loss becomes ``sum(f_scale**2 * rho((r / f_scale)**2))`` (twice scipy's
