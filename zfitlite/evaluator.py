@@ -404,8 +404,12 @@ class LossEvaluator:
 
     def _array(self, v: Any, shape: tuple[int | None, ...], what: str, x: np.ndarray) -> np.ndarray:
         arr = np.asarray(v)
-        if arr.dtype == np.float64 and arr.shape == shape:  # the common case, kept cheap
-            return arr
+        if arr.dtype == np.float64:  # the common cases, kept cheap
+            got = arr.shape
+            if got == shape or (
+                shape[0] is None and len(got) == len(shape) and got[1:] == shape[1:]
+            ):  # residuals (m,) and Jacobians (m, n), whatever m
+                return arr
         if arr.dtype.kind == "c":
             raise LossEvaluationError(f"the loss's {what} is complex at x={_fmt(x)}; {COMPLEX_FIX}")
         try:
