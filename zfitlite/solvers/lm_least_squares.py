@@ -574,11 +574,15 @@ def _secant_step(ops: ArrayOps, st: LSQState, cfg: LSQSettings, z: Any, lam: Any
     z0 = -(st.Vt.T @ (st.uf / s_safe))  # the Gauss-Newton step (scaled)
     St = st.S / D[:, None] / D[None, :]
 
-    def sweep(_: Any, carry: tuple) -> tuple:
-        za, _last = carry
-        return z0 - st.Vt.T @ (inv_s2 * (st.Vt @ (St @ za))), za
+    def more(carry: tuple) -> Any:
+        return polishing & (carry[0] < SECANT_SWEEPS)
 
-    za, last = ops.fori_loop(0, SECANT_SWEEPS, sweep, (z0, z0))
+    def sweep(carry: tuple) -> tuple:
+        i, za, _last = carry
+        return i + 1, z0 - st.Vt.T @ (inv_s2 * (st.Vt @ (St @ za))), za
+
+    # no sweep unless polishing (compiled, most steps; under vmap, while any member is)
+    _, za, last = ops.while_loop(more, sweep, (0 * st.niter, z0, z0))
     change = xp.sqrt((za - last) @ (za - last))
     size = xp.sqrt(za @ za)
     ok = xp.isfinite(size) & (change <= 0.1 * size)
