@@ -628,10 +628,12 @@ def _fixed_count(func: Callable, args: tuple) -> bool:
     tuple: a composite's weights are its own read-only copy (:func:`_point_weights`) or
     one number. A batch member's NaN mask and NaN data (counted from the residuals) are
     not fixed this way."""
-    if not isinstance(func, CompositeResiduals) or func.fill_nan or len(args) < 4:
-        return (
-            not isinstance(func, CompositeResiduals) and type(func).__name__ != "_MaskedResiduals"
-        )
+    if type(func).__name__ == "_MaskedResiduals":  # as observed_count tells them apart
+        return False
+    if not isinstance(func, CompositeResiduals):
+        return True  # no weights, no mask: nothing to count
+    if func.fill_nan:
+        return False
     w = args[-4]
     return isinstance(w, np.float64) or (isinstance(w, np.ndarray) and not w.flags.writeable)
 
