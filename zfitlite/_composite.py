@@ -30,6 +30,7 @@ __all__ = [
     "CompositeResiduals",
     "ConstrainedScalar",
     "composite_residuals",
+    "fixed_count",
     "observed_count",
     "observed_points",
 ]
@@ -252,7 +253,7 @@ def observed_count(func: Callable, args: tuple) -> int | None:
     row) and ``minimize_batch``'s member losses (a NaN mask in front of the data).
     """
     nan_mask = None
-    if type(func).__name__ == "_MaskedResiduals" and args:
+    if _batch_member(func) and args:
         nan_mask = np.asarray(args[0], dtype=bool)
         func, args = func.func, args[1:]
     if isinstance(func, CompositeResiduals) and func.fill_nan and nan_mask is None:
@@ -268,6 +269,26 @@ def observed_count(func: Callable, args: tuple) -> int | None:
     if nan_mask is not None:
         return int(nan_mask.size - nan_mask.sum())
     return None
+
+
+def _batch_member(func: Callable) -> bool:
+    """``func`` is a ``minimize_batch`` member's residuals (a NaN mask in front of its data)."""
+    return type(func).__name__ == "_MaskedResiduals"
+
+
+def fixed_count(func: Callable, args: tuple) -> bool:
+    """:func:`observed_count` of ``func(x, *args)`` cannot change while ``args`` is this
+    tuple: a composite's weights are its own read-only copy (``LeastSquares`` makes one)
+    or one number. A batch member's NaN mask and NaN data (counted from the residuals)
+    are not fixed this way."""
+    if _batch_member(func):
+        return False
+    if not isinstance(func, CompositeResiduals):
+        return True  # no weights, no mask: nothing to count
+    if func.fill_nan:
+        return False
+    w = args[-4]
+    return isinstance(w, np.float64) or (isinstance(w, np.ndarray) and not w.flags.writeable)
 
 
 def observed_in_member(xp: Any, func: Callable, mask: Any, data: tuple) -> Any:

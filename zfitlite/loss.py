@@ -16,7 +16,7 @@ from typing import Any, cast
 import numpy as np
 import scipy.sparse
 
-from ._composite import CompositeResiduals, observed_count, observed_points
+from ._composite import fixed_count, observed_count, observed_points
 from .backends import Backend, CompiledLoss, detect_backend, get_backend
 from .backends.base import after_x
 from .backends.numdiff import Typical
@@ -370,7 +370,7 @@ class LeastSquares(BaseLoss):
         #: Hessian is then differenced in groups, see ``NumpyBackend.least_squares``)
         self._sparse_seen = [False]
         #: ``(args, residuals_func, nobs)``: :attr:`nobs` for these very objects (see
-        #: :func:`_fixed_count`)
+        #: :func:`~zfitlite._composite.fixed_count`)
         self._nobs_known: tuple | None = None
         super().__init__(params=params, errordef=errordef, backend=backend, name=name)
         if self.jac_sparsity is not None and self.params is not None:
@@ -429,7 +429,7 @@ class LeastSquares(BaseLoss):
             nobs = known[2]
         else:
             nobs = observed_count(func, args)
-            if _fixed_count(func, args):  # asked once per fit: counted once per data
+            if fixed_count(func, args):  # asked once per fit: counted once per data
                 self._nobs_known = (args, func, nobs)
         if nobs is None and self.nan_data and self.params is not None:
             return observed_points(self, self.params.values)  # NaN data: at the start
@@ -621,21 +621,6 @@ def _constraint_list(constraints: Any) -> list:
                 f"constraints must be GaussianConstraint objects, got {type(c).__name__}"
             )
     return out
-
-
-def _fixed_count(func: Callable, args: tuple) -> bool:
-    """The observed count of ``func(x, *args)`` cannot change while ``args`` is this
-    tuple: a composite's weights are its own read-only copy (:func:`_point_weights`) or
-    one number. A batch member's NaN mask and NaN data (counted from the residuals) are
-    not fixed this way."""
-    if type(func).__name__ == "_MaskedResiduals":  # as observed_count tells them apart
-        return False
-    if not isinstance(func, CompositeResiduals):
-        return True  # no weights, no mask: nothing to count
-    if func.fill_nan:
-        return False
-    w = args[-4]
-    return isinstance(w, np.float64) or (isinstance(w, np.ndarray) and not w.flags.writeable)
 
 
 def _point_weights(mask: Any, weights: Any) -> np.ndarray | None:

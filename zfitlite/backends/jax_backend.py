@@ -85,9 +85,6 @@ class JaxOps(ArrayOps):
     def while_loop(self, cond: Callable, body: Callable, state: Any) -> Any:
         return self._jax.lax.while_loop(cond, body, state)
 
-    def fori_loop(self, lo: int, hi: int, body: Callable, val: Any) -> Any:
-        return self._jax.lax.fori_loop(lo, hi, body, val)
-
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
         return self._jax.lax.cond(pred, true_fn, false_fn, *operands)
 

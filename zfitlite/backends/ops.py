@@ -2,7 +2,7 @@
 
 A native solver (Levenberg-Marquardt on residuals) is written once as pure functions
 over an explicit state, using only the operations of an :class:`ArrayOps`: the array
-namespace ``xp``, ``where``, ``cond``, ``while_loop``, ``fori_loop``, ``svd`` and
+namespace ``xp``, ``where``, ``cond``, ``while_loop``, ``svd`` and
 ``vmap`` (a function mapped over a leading batch axis).
 :class:`NumpyOps` runs them as plain Python and numpy (a low-overhead eager loop);
 the JAX backend's ops run them through ``lax`` so the whole solve compiles to one
@@ -251,12 +251,6 @@ class ArrayOps:
         while cond(state):
             state = body(state)
         return state
-
-    def fori_loop(self, lo: int, hi: int, body: Callable[[int, Any], Any], val: Any) -> Any:
-        """``for i in range(lo, hi): val = body(i, val)``."""
-        for i in range(lo, hi):
-            val = body(i, val)
-        return val
 
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
         """``true_fn(*operands)`` if ``pred`` else ``false_fn(*operands)`` (only one runs)."""
